@@ -1,0 +1,34 @@
+import { Command, CommanderError } from 'commander';
+import { KiverError } from '../errors.js';
+import { registerGuard } from './guard.js';
+
+/** Builds the `kiver` command tree; each group lives in its own file under cli/. */
+export function buildProgram(): Command {
+  const program = new Command('kiver')
+    .description('Kiver: a container cloud for cloud services on bare metal')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  registerGuard(program);
+  return program;
+}
+
+/** Entry point: user mistakes print one line and exit 1, never a stack trace. */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exit(err.exitCode);
+    }
+    if (err instanceof KiverError) {
+      process.stderr.write(`kiver: ${err.message}\n`);
+      process.exit(1);
+    }
+    const e = err as NodeJS.ErrnoException;
+    process.stderr.write(`kiver: ${e?.message ?? String(err)}\n`);
+    if (process.env.KIVER_DEBUG) process.stderr.write(`${e?.stack}\n`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * Typed errors, mapped to HTTP status in one place (api/errors.ts) and to a
+ * one-line message by the CLI. `field` is a JSON-pointer-like path of the bad input.
+ */
+export class KiverError extends Error {
+  readonly status: number = 500;
+  readonly code: string = 'internal';
+  constructor(message: string, readonly field?: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input: which field, what was expected. Nothing was stored. */
+export class InputError extends KiverError {
+  override readonly status = 400;
+  override readonly code = 'invalid';
+}
+export class UnauthenticatedError extends KiverError {
+  override readonly status = 401;
+  override readonly code = 'unauthenticated';
+}
+export class ForbiddenError extends KiverError {
+  override readonly status = 403;
+  override readonly code = 'forbidden';
+}
+export class NotFoundError extends KiverError {
+  override readonly status = 404;
+  override readonly code = 'not_found';
+}
+/** The object changed or exists already; re-read and retry. */
+export class ConflictError extends KiverError {
+  override readonly status = 409;
+  override readonly code = 'conflict';
+}
+/** A watch asked for a revision the store no longer keeps; re-list and watch again. */
+export class CompactedError extends KiverError {
+  override readonly status = 410;
+  override readonly code = 'compacted';
+  constructor(readonly compactRevision: number) {
+    super(`revision compacted; oldest kept is ${compactRevision + 1}`);
+  }
+}
+/** A dependency (Docker, the store, a BMC) did not answer or failed. */
+export class UnavailableError extends KiverError {
+  override readonly status = 503;
+  override readonly code = 'unavailable';
+}
