@@ -13,36 +13,36 @@ export class KiverError extends Error {
 
 /** Bad input: which field, what was expected. Nothing was stored. */
 export class InputError extends KiverError {
-  override readonly status = 400;
-  override readonly code = 'invalid';
+  override readonly status: number = 400;
+  override readonly code: string = 'invalid';
 }
 export class UnauthenticatedError extends KiverError {
-  override readonly status = 401;
-  override readonly code = 'unauthenticated';
+  override readonly status: number = 401;
+  override readonly code: string = 'unauthenticated';
 }
 export class ForbiddenError extends KiverError {
-  override readonly status = 403;
-  override readonly code = 'forbidden';
+  override readonly status: number = 403;
+  override readonly code: string = 'forbidden';
 }
 export class NotFoundError extends KiverError {
-  override readonly status = 404;
-  override readonly code = 'not_found';
+  override readonly status: number = 404;
+  override readonly code: string = 'not_found';
 }
 /** The object changed or exists already; re-read and retry. */
 export class ConflictError extends KiverError {
-  override readonly status = 409;
-  override readonly code = 'conflict';
+  override readonly status: number = 409;
+  override readonly code: string = 'conflict';
 }
 /** A watch asked for a revision the store no longer keeps; re-list and watch again. */
 export class CompactedError extends KiverError {
-  override readonly status = 410;
-  override readonly code = 'compacted';
+  override readonly status: number = 410;
+  override readonly code: string = 'compacted';
   constructor(readonly compactRevision: number) {
     super(`revision compacted; oldest kept is ${compactRevision + 1}`);
   }
 }
 /** A dependency (Docker, the store, a BMC) did not answer or failed. */
 export class UnavailableError extends KiverError {
-  override readonly status = 503;
-  override readonly code = 'unavailable';
+  override readonly status: number = 503;
+  override readonly code: string = 'unavailable';
 }
