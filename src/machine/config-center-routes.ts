@@ -1,0 +1,130 @@
+/**
+ * HTTP routes of the config center, as a fastify plugin the Kiver server registers:
+ *
+ *   await app.register(configCenterRoutes, { center });
+ *
+ * - `GET  /v1/config-center/:mac`            identity (JSON, or `?format=shell` for sh installers)
+ * - `POST /v1/config-center/:mac/installed`  the installer is done: boot files deleted, machine installed
+ * - `GET  /v1/config-center/:mac/seed/:token/:file`  installer answer file (preseed.cfg, ks.cfg, user-data, meta-data)
+ *
+ * The token comes in the `X-Kiver-Install-Token` header or the `token` query parameter
+ * (the seed route has it in the path because cloud-init appends file names to a prefix).
+ * These routes are NOT behind the API token: the installing machine only has its
+ * one-time install token. Request logging is lowered to `warn` on them so tokens in
+ * URLs never reach the access log.
+ */
+import type { FastifyError, FastifyPluginAsync } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import { KiverError } from '../errors.js';
+import { renderIdentityShell, type ConfigCenter } from './config-center.js';
+
+export const INSTALL_TOKEN_HEADER = 'x-kiver-install-token';
+
+export interface ConfigCenterRoutesOptions {
+  center: ConfigCenter;
+}
+
+const ErrorBody = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+});
+
+const MacParams = Type.Object({ mac: Type.String({ maxLength: 64 }) });
+const TokenQuery = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 256 })),
+  format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('shell')])),
+});
+const TokenHeaders = Type.Object({ [INSTALL_TOKEN_HEADER]: Type.Optional(Type.String({ maxLength: 256 })) });
+
+export const IdentitySchema = Type.Object({
+  name: Type.String(),
+  mac: Type.String(),
+  hostname: Type.String(),
+  ip: Type.String(),
+  prefix: Type.Integer(),
+  netmask: Type.Optional(Type.String()),
+  gateway: Type.Optional(Type.String()),
+  dns: Type.Array(Type.String()),
+  ntp: Type.Array(Type.String()),
+});
+export type IdentityBody = Static<typeof IdentitySchema>;
+
+const InstalledBody = Type.Object({ status: Type.Literal('installed'), machine: Type.String() });
+const SeedParams = Type.Object({
+  mac: Type.String({ maxLength: 64 }),
+  token: Type.String({ maxLength: 256 }),
+  file: Type.String({ pattern: '^[a-z][a-z.-]{0,31}$' }),
+});
+
+export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> = async (app, opts) => {
+  const { center } = opts;
+
+  // Installers post with whatever content type their tool sends (busybox wget: form
+  // encoded, curl -X POST: none); the body is ignored. Scoped to this plugin.
+  app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => done(null, body));
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    if (err instanceof KiverError) {
+      return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
+    }
+    if (err.validation) {
+      return reply.status(400).send({ error: { code: 'invalid', message: err.message } });
+    }
+    return reply.status(500).send({ error: { code: 'internal', message: 'internal error' } });
+  });
+
+  app.get<{ Params: Static<typeof MacParams>; Querystring: Static<typeof TokenQuery> }>(
+    '/v1/config-center/:mac',
+    {
+      logLevel: 'warn',
+      schema: {
+        params: MacParams,
+        querystring: TokenQuery,
+        headers: TokenHeaders,
+        response: { 200: IdentitySchema, 403: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (req, reply) => {
+      const token = (req.headers[INSTALL_TOKEN_HEADER] as string | undefined) ?? req.query.token;
+      const doc = await center.lookup(req.params.mac, token);
+      reply.header('cache-control', 'no-store');
+      if (req.query.format === 'shell') {
+        // Bypasses the JSON response schema on purpose: text for `. file` in sh.
+        return reply.type('text/plain; charset=utf-8').serializer((x: unknown) => String(x)).send(renderIdentityShell(doc));
+      }
+      return doc;
+    },
+  );
+
+  app.post<{ Params: Static<typeof MacParams>; Querystring: Static<typeof TokenQuery> }>(
+    '/v1/config-center/:mac/installed',
+    {
+      logLevel: 'warn',
+      schema: {
+        params: MacParams,
+        querystring: TokenQuery,
+        headers: TokenHeaders,
+        response: { 200: InstalledBody, 403: ErrorBody, 404: ErrorBody },
+      },
+    },
+    async (req) => {
+      const token = (req.headers[INSTALL_TOKEN_HEADER] as string | undefined) ?? req.query.token;
+      const r = await center.reportInstalled(req.params.mac, token);
+      return { status: 'installed' as const, machine: r.machine };
+    },
+  );
+
+  app.get<{ Params: Static<typeof SeedParams> }>(
+    '/v1/config-center/:mac/seed/:token/:file',
+    {
+      logLevel: 'warn',
+      schema: { params: SeedParams, response: { 403: ErrorBody, 404: ErrorBody } },
+    },
+    async (req, reply) => {
+      const seed = await center.seed(req.params.mac, req.params.token, req.params.file);
+      reply.header('cache-control', 'no-store');
+      return reply.type(seed.contentType).send(seed.body);
+    },
+  );
+};
+
+export default configCenterRoutes;
