@@ -28,13 +28,13 @@ import {
   type WriteStream,
 } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { candidate, debianSuites, dpkgArchitecture, fetchDeb, releaseInfo, upstreamVersion, type Candidate, type SuiteSource } from './apt.js';
 import { dockerArch, encodeConfig, loadArchive, type ImageConfig } from './archive.js';
 import { getRecipe, imageRepo, type ImageRecipe } from './catalog.js';
 import { dockerClient, pingDocker } from './docker.js';
-import { BuildError, which } from './exec.js';
+import { BuildError, run, which } from './exec.js';
 import {
   applyRecipeFiles,
   assembleBusybox,
@@ -391,6 +391,7 @@ class Builder {
         const m = cachedManifest(); // another process may have built it while we waited
         if (m) return m;
       }
+      await this.sweepWork(name);
       const started = Date.now();
       mkdirSync(join(this.cacheDir, 'logs'), { recursive: true });
       const logPath = join(this.cacheDir, 'logs', `${name}.log`);
@@ -423,6 +424,26 @@ class Builder {
         else this.report.note(name, 'done', `warning: ${left.join(', ')} still mounted; left ${work} in place`);
       }
     });
+  }
+
+  /**
+   * Removes work dirs an interrupted build of `name` left (we hold its lock, so none
+   * is in use), unmounting a /proc left mounted in them first.
+   */
+  private async sweepWork(name: string): Promise<void> {
+    const workRoot = join(this.cacheDir, 'work');
+    let names: string[] = [];
+    try {
+      names = readdirSync(workRoot).filter((n) => n.startsWith(`${name}-`));
+    } catch {
+      return;
+    }
+    for (const n of names) {
+      const dir = join(workRoot, n);
+      for (const m of mountsUnder(dir).reverse()) await run('umount', ['-l', m]).catch(() => undefined);
+      if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+      else this.report.note(name, 'wait', `warning: could not unmount everything under ${dir}; left it in place`);
+    }
   }
 
   /** A base tar built on the way to a derived image takes its own lock. */
@@ -545,7 +566,7 @@ export async function buildImage(name: string, opts: BuildOptions = {}): Promise
   const recipe = getRecipe(name);
   const docker = opts.docker ?? dockerClient();
   await pingDocker(docker);
-  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const cacheDir = resolve(opts.cacheDir ?? defaultCacheDir());
   mkdirSync(cacheDir, { recursive: true });
   const b = new Builder(docker, cacheDir, t0, opts.onProgress);
   const r = await b.image(recipe, opts.force ?? false, t0);
