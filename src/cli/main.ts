@@ -1,6 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { KiverError } from '../errors.js';
 import { registerGuard } from './guard.js';
+import { registerImage } from './image.js';
+import { registerUp } from './up.js';
+import { registerService } from './service.js';
+import { registerNode, registerEvents } from './node.js';
 
 /** Builds the `kiver` command tree; each group lives in its own file under cli/. */
 export function buildProgram(): Command {
@@ -8,7 +12,13 @@ export function buildProgram(): Command {
     .description('Kiver: a container cloud for cloud services on bare metal')
     .version('0.1.0')
     .showHelpAfterError()
+    .option('-o, --output <format>', 'table (default) or json')
     .exitOverride();
+  registerUp(program);
+  registerService(program);
+  registerNode(program);
+  registerEvents(program);
+  registerImage(program);
   registerGuard(program);
   return program;
 }

@@ -1,0 +1,305 @@
+/**
+ * The node agent: joins with the join token, heartbeats on a lease, long-polls
+ * its assignments and reconciles them through Docker, level-triggered: every
+ * pass compares what is assigned with what runs and fixes the difference, so a
+ * restarted agent adopts running containers by label instead of recreating them.
+ */
+import os from 'node:os';
+import type Docker from 'dockerode';
+import { ApiClient } from '../api/client.js';
+import { NotFoundError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createLogger } from '../log.js';
+import type { Replica, ReplicaState } from '../model/replica.js';
+import { containerName, replicaId } from '../model/names.js';
+import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
+import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
+import { metrics } from '../metrics.js';
+
+export interface AgentOptions extends Roots {
+  servers: string[];
+  token: string;
+  node: string;
+  /** Address clients use to reach this node's published ports. */
+  address: string;
+  docker?: Docker;
+  log?: Logger;
+  /** Full reconcile at least this often (ms). */
+  resyncMs?: number;
+  cpus?: number;
+  memory?: number;
+}
+
+interface StatusReport {
+  service: string;
+  ordinal: number;
+  uid: string;
+  generation: number;
+  state: ReplicaState;
+  containerId?: string;
+  restartCount: number;
+  exitCode?: number;
+  startedAt?: string;
+  lastError?: string;
+}
+
+const CRASHLOOP_RESTARTS = 3;
+const CRASHLOOP_WINDOW_MS = 60_000;
+
+export class Agent {
+  readonly runtime: DockerRuntime;
+  private readonly client: ApiClient;
+  private readonly log: Logger;
+  private running = false;
+  private assignments: Replica[] | undefined;
+  private index: string | undefined;
+  private leaseTtl = 15;
+  private reconciling = false;
+  private again = false;
+  private timers: NodeJS.Timeout[] = [];
+  private dockerEvents?: { stop(): void };
+  private readonly lastReported = new Map<string, string>();
+  private readonly restarts = new Map<string, { count: number; at: number }[]>();
+  /**
+   * Restarts Docker's own RestartCount no longer shows, per replica incarnation.
+   * Docker's restart policy does not apply to a container stopped from outside
+   * (`docker stop`, and `docker kill` on Docker 20.10): the agent starts it again,
+   * and `docker start` resets RestartCount to 0, so the agent carries the count.
+   */
+  private readonly restartBase = new Map<string, number>();
+  private readonly loops: Promise<void>[] = [];
+  private pollAbort = new AbortController();
+  /** Resolves after the first full reconcile (tests and `kiver up` wait on it). */
+  readonly firstSync: Promise<void>;
+  private firstSyncDone!: () => void;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.log = opts.log ?? createLogger('kiver-agent');
+    this.runtime = new DockerRuntime(opts.docker ?? dockerFromEnv(), opts.node);
+    this.client = new ApiClient({ servers: opts.servers, token: opts.token });
+    this.firstSync = new Promise((r) => (this.firstSyncDone = r));
+  }
+
+  async start(): Promise<void> {
+    await this.runtime.ping();
+    this.running = true;
+    await this.register();
+    this.dockerEvents = await this.runtime.events((action) => {
+      if (['die', 'start', 'destroy', 'oom', 'stop', 'kill'].includes(action)) this.kick();
+    });
+    this.loops.push(this.heartbeatLoop(), this.assignmentLoop());
+    this.timers.push(setInterval(() => this.kick(), this.opts.resyncMs ?? 10_000).unref());
+  }
+
+  /** Stops the agent; containers keep running (the next agent adopts them). */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.pollAbort.abort();
+    for (const t of this.timers) clearInterval(t);
+    this.dockerEvents?.stop();
+    await Promise.allSettled(this.loops);
+    while (this.reconciling) await new Promise((r) => setTimeout(r, 10));
+  }
+
+  private async register(): Promise<void> {
+    const res = await this.client.post<{ leaseTtl: number }>('/v1/agent/register', {
+      name: this.opts.node,
+      address: this.opts.address,
+      cpus: this.opts.cpus ?? os.cpus().length,
+      memory: this.opts.memory ?? os.totalmem(),
+      dockerVersion: await this.runtime.version(),
+      agentVersion: '0.1.0',
+    });
+    this.leaseTtl = res.leaseTtl;
+    this.log.info({ node: this.opts.node }, 'registered');
+  }
+
+  private async sleep(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.pollAbort.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    });
+  }
+
+  private async heartbeatLoop(): Promise<void> {
+    while (this.running) {
+      await this.sleep((this.leaseTtl * 1000) / 3);
+      if (!this.running) return;
+      try {
+        await this.client.post('/v1/agent/heartbeat', { node: this.opts.node });
+      } catch (err) {
+        if (err instanceof NotFoundError) {
+          this.log.warn('node lease lost; registering again');
+          await this.register().catch((e) => this.log.warn({ err: (e as Error).message }, 'register failed'));
+        } else {
+          this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+        }
+      }
+    }
+  }
+
+  private async assignmentLoop(): Promise<void> {
+    while (this.running) {
+      try {
+        const q = new URLSearchParams({ node: this.opts.node, wait: '25' });
+        if (this.index) q.set('index', this.index);
+        const res = await this.client.get<{ index: string; replicas: Replica[] }>(`/v1/agent/assignments?${q}`, { timeoutMs: 35_000 });
+        if (!this.running) return;
+        this.index = res.index;
+        this.assignments = res.replicas;
+        this.kick();
+      } catch (err) {
+        if (!this.running) return;
+        this.log.warn({ err: (err as Error).message }, 'fetching assignments failed; retrying');
+        await this.sleep(1000);
+      }
+    }
+  }
+
+  /** Requests a reconcile pass; passes never overlap, and a request during one runs another. */
+  kick(): void {
+    if (!this.running || !this.assignments) return;
+    if (this.reconciling) {
+      this.again = true;
+      return;
+    }
+    this.reconciling = true;
+    void (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.reconcile(this.assignments!);
+          this.firstSyncDone();
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'reconcile failed');
+        }
+      } while (this.again && this.running);
+      this.reconciling = false;
+    })();
+  }
+
+  private async event(object: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    await this.client.post('/v1/agent/events', { object, type, reason, message }).catch(() => {});
+  }
+
+  /** Cores no cpuset replica owns; '' when none are owned (then Docker's default: all). */
+  private sharedPool(assigned: Replica[]): string {
+    const owned = new Set<number>();
+    for (const r of assigned) if (r.desired === 'run' && r.spec.cpuPolicy === 'cpuset') for (const c of r.spec.cpuset ?? []) owned.add(c);
+    if (owned.size === 0) return '';
+    const cpus = this.opts.cpus ?? os.cpus().length;
+    return Array.from({ length: cpus }, (_, i) => i).filter((c) => !owned.has(c)).join(',');
+  }
+
+  private stateOf(r: Replica, s: ContainerState): { state: ReplicaState; lastError?: string } {
+    const id = replicaId(r.service, r.ordinal);
+    const hist = (this.restarts.get(id) ?? []).filter((h) => Date.now() - h.at < CRASHLOOP_WINDOW_MS);
+    if (hist.length === 0 || hist[hist.length - 1].count !== s.restartCount) hist.push({ count: s.restartCount, at: Date.now() });
+    this.restarts.set(id, hist);
+    const recent = hist[hist.length - 1].count - hist[0].count;
+    const exited = s.exitCode !== 0 ? `exited with code ${s.exitCode}${s.oomKilled ? ' (out of memory)' : ''}` : undefined;
+    const upFor = Date.now() - Date.parse(s.startedAt ?? '');
+    if (recent >= CRASHLOOP_RESTARTS && (!s.running || s.restarting || upFor < 10_000)) {
+      return { state: 'crashloop', lastError: `${exited ?? 'exited'}; restarted ${recent} times in the last minute` };
+    }
+    if (s.restarting) return { state: 'restarting', lastError: exited };
+    if (s.running) return { state: 'running', lastError: s.restartCount > 0 ? exited : undefined };
+    if (s.status === 'created') return { state: 'creating' };
+    return { state: 'exited', lastError: s.error ?? exited };
+  }
+
+  async reconcile(assigned: Replica[]): Promise<void> {
+    metrics.agentReconciles.inc();
+    const containers = await this.runtime.list();
+    const byName = new Map(containers.map((c) => [c.name, c]));
+    const pool = this.sharedPool(assigned);
+    const reports: StatusReport[] = [];
+    const counts = new Map<string, number>();
+
+    for (const r of assigned) {
+      const id = replicaId(r.service, r.ordinal);
+      const name = containerName(r.service, r.ordinal);
+      let c = byName.get(name);
+      byName.delete(name);
+      const base = { service: r.service, ordinal: r.ordinal, uid: r.uid, generation: r.generation };
+
+      if (r.desired === 'delete') {
+        if (c) {
+          await this.runtime.remove(c.id);
+          metrics.agentActions.inc({ action: 'remove' });
+        }
+        if (r.purge) await purgeDirs(this.opts, r.service, r.ordinal);
+        reports.push({ ...base, state: 'removed', restartCount: 0 });
+        continue;
+      }
+      if (c && (c.uid !== r.uid || c.generation !== r.generation)) {
+        this.log.info({ replica: id, from: c.generation, to: r.generation }, 'recreating container for a new generation');
+        await this.runtime.remove(c.id);
+        metrics.agentActions.inc({ action: 'replace' });
+        c = undefined;
+        this.restarts.delete(id);
+      }
+      let containerId = c?.id;
+      if (!containerId) {
+        try {
+          await this.runtime.ensureImage(r.spec.image);
+          const dirs = await ensureDirs(this.opts, r.service, r.ordinal);
+          containerId = await this.runtime.create(r, dirs, pool);
+          metrics.agentActions.inc({ action: 'create' });
+          void this.event(`replica/${id}`, 'Normal', 'Started', `container ${name} started on ${this.opts.node}`);
+        } catch (err) {
+          const msg = (err as Error).message;
+          const reason = err instanceof ImageMissingError ? 'ImageMissing' : 'CreateFailed';
+          void this.event(`replica/${id}`, 'Warning', reason, msg);
+          reports.push({ ...base, state: 'failed', restartCount: 0, lastError: msg });
+          counts.set('failed', (counts.get('failed') ?? 0) + 1);
+          continue;
+        }
+      }
+      let s = await this.runtime.inspect(containerId);
+      if (!s) continue; // removed under us; the next pass recreates it
+      const incarnation = `${id}@${r.uid}@${r.generation}`;
+      if (!this.restartBase.has(incarnation)) {
+        this.restartBase.set(incarnation, Math.max(0, ((r as { lastRestartCount?: number }).lastRestartCount ?? 0) - s.restartCount));
+      }
+      if (!s.running && !s.restarting && (s.status === 'exited' || s.status === 'created')) {
+        // Stopped from outside or left stopped by a daemon restart: desired state is running.
+        if (s.status === 'exited') this.restartBase.set(incarnation, this.restartBase.get(incarnation)! + s.restartCount + 1);
+        await this.runtime.start(containerId).catch(() => {});
+        metrics.agentActions.inc({ action: 'start' });
+        void this.event(`replica/${id}`, 'Normal', 'Restarted', `container ${name} was stopped (exit code ${s.exitCode}); started it again`);
+        s = (await this.runtime.inspect(containerId)) ?? s;
+      }
+      s = { ...s, restartCount: s.restartCount + this.restartBase.get(incarnation)! };
+      if (r.spec.cpuPolicy !== 'cpuset' && s.cpusetCpus !== pool && !(pool === '' && s.cpusetCpus === '')) {
+        const cpus = this.opts.cpus ?? os.cpus().length;
+        await this.runtime.updateCpuset(containerId, pool || `0-${cpus - 1}`).catch(() => {});
+      }
+      const st = this.stateOf(r, s);
+      if (st.state === 'crashloop') void this.event(`replica/${id}`, 'Warning', 'CrashLoop', st.lastError ?? 'crash loop');
+      counts.set(st.state, (counts.get(st.state) ?? 0) + 1);
+      const rep: StatusReport = { ...base, state: st.state, containerId, restartCount: s.restartCount, exitCode: s.exitCode };
+      if (s.startedAt) rep.startedAt = s.startedAt;
+      if (st.lastError) rep.lastError = st.lastError;
+      reports.push(rep);
+    }
+
+    // Containers no longer assigned here (deleted, or moved while this agent was away).
+    for (const c of byName.values()) {
+      this.log.info({ container: c.name }, 'removing container that is no longer assigned to this node');
+      await this.runtime.remove(c.id);
+      metrics.agentActions.inc({ action: 'remove' });
+    }
+    for (const state of ['running', 'restarting', 'crashloop', 'exited', 'failed', 'creating']) {
+      metrics.agentContainers.set({ state }, counts.get(state) ?? 0);
+    }
+    await this.report(reports);
+  }
+
+  private async report(reports: StatusReport[]): Promise<void> {
+    const changed = reports.filter((r) => this.lastReported.get(`${r.service}/${r.ordinal}`) !== JSON.stringify(r));
+    if (changed.length === 0) return;
+    await this.client.put('/v1/agent/status', { node: this.opts.node, statuses: changed });
+    for (const r of changed) this.lastReported.set(`${r.service}/${r.ordinal}`, JSON.stringify(r));
+  }
+}

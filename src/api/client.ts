@@ -1,0 +1,89 @@
+/**
+ * The HTTP client the CLI and the agent share. Server errors come back as typed
+ * KiverErrors carrying the server's message; several server addresses may be
+ * given and a request that cannot connect tries the next.
+ */
+import { KiverError, InputError, NotFoundError, ConflictError, UnauthenticatedError, ForbiddenError, UnavailableError } from '../errors.js';
+import type { ErrorBody } from './errors.js';
+
+export interface ClientOptions {
+  /** One or more base URLs, e.g. http://127.0.0.1:7700 */
+  servers: string[];
+  token: string;
+  timeoutMs?: number;
+}
+
+function toError(status: number, body: Partial<ErrorBody> | undefined, fallback: string): KiverError {
+  const msg = body?.error?.message ?? fallback;
+  const field = body?.error?.field;
+  switch (status) {
+    case 400: return new InputError(msg, field);
+    case 401: return new UnauthenticatedError(msg);
+    case 403: return new ForbiddenError(msg);
+    case 404: return new NotFoundError(msg);
+    case 409: return new ConflictError(msg);
+    default: return new UnavailableError(`server error ${status}: ${msg}`);
+  }
+}
+
+export class ApiClient {
+  private current = 0;
+
+  constructor(private readonly opts: ClientOptions) {
+    if (opts.servers.length === 0) throw new InputError('no server address given', 'server');
+  }
+
+  get server(): string {
+    return this.opts.servers[this.current];
+  }
+
+  async request<T>(method: string, path: string, body?: unknown, opts: { timeoutMs?: number } = {}): Promise<T> {
+    let lastErr: Error | undefined;
+    for (let i = 0; i < this.opts.servers.length; i++) {
+      const base = this.opts.servers[(this.current + i) % this.opts.servers.length];
+      let res: Response;
+      try {
+        res = await fetch(`${base}${path}`, {
+          method,
+          headers: {
+            authorization: `Bearer ${this.opts.token}`,
+            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          },
+          body: body !== undefined ? JSON.stringify(body) : undefined,
+          signal: AbortSignal.timeout(opts.timeoutMs ?? this.opts.timeoutMs ?? 30_000),
+        });
+      } catch (err) {
+        lastErr = err as Error;
+        continue; // connection refused or timed out: try the next server
+      }
+      this.current = (this.current + i) % this.opts.servers.length;
+      const text = await res.text();
+      let json: unknown;
+      try {
+        json = text ? JSON.parse(text) : undefined;
+      } catch {
+        json = undefined;
+      }
+      if (!res.ok) throw toError(res.status, json as ErrorBody, text.slice(0, 200) || res.statusText);
+      return json as T;
+    }
+    const cause = (lastErr as { cause?: { code?: string } })?.cause?.code ?? lastErr?.message;
+    throw new UnavailableError(`cannot reach the Kiver server at ${this.opts.servers.join(', ')} (${cause}); is \`kiver up\` running?`);
+  }
+
+  get<T>(path: string, opts?: { timeoutMs?: number }) {
+    return this.request<T>('GET', path, undefined, opts);
+  }
+  post<T>(path: string, body?: unknown) {
+    return this.request<T>('POST', path, body ?? {});
+  }
+  put<T>(path: string, body: unknown) {
+    return this.request<T>('PUT', path, body);
+  }
+  patch<T>(path: string, body: unknown) {
+    return this.request<T>('PATCH', path, body);
+  }
+  delete<T>(path: string) {
+    return this.request<T>('DELETE', path);
+  }
+}

@@ -1,0 +1,23 @@
+import type {} from '@fastify/swagger';
+import type { Store } from '../store/store.js';
+import type { StoreCache } from '../controllers/cache.js';
+import type { EventRecorder } from '../controllers/events.js';
+import type { TokenAuth, Role } from './auth.js';
+import type { Logger } from '../log.js';
+
+/** What route modules get; nothing else reaches them. */
+export interface ApiContext {
+  store: Store;
+  cache: StoreCache;
+  auth: TokenAuth;
+  events: EventRecorder;
+  log: Logger;
+  /** Lease TTL (s) for agent heartbeats. */
+  nodeLeaseTtl: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    role?: Role;
+  }
+}

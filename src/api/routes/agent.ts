@@ -1,0 +1,181 @@
+/**
+ * The agent's side of the API (agents pull: the server never dials a node).
+ * register → a node lease; heartbeat → keep-alive; assignments → a long poll
+ * (Nomad-style blocking query) over the server's cache; status → replica status.
+ */
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { ApiContext } from '../context.js';
+import type { CacheChange } from '../../controllers/cache.js';
+import { K } from '../../model/keys.js';
+import { NODE_NAME, SERVICE_NAME } from '../../model/names.js';
+import { NodeRegister, type Node } from '../../model/node.js';
+import type { Replica, ReplicaStatus } from '../../model/replica.js';
+import { getJson } from '../../store/json.js';
+import { NotFoundError } from '../../errors.js';
+
+const StatusItem = Type.Object(
+  {
+    service: Type.String({ pattern: SERVICE_NAME }),
+    ordinal: Type.Integer({ minimum: 0, maximum: 100000 }),
+    uid: Type.String({ maxLength: 64 }),
+    generation: Type.Integer({ minimum: 0 }),
+    state: Type.Union(['pending', 'creating', 'running', 'restarting', 'exited', 'crashloop', 'failed', 'removed'].map((s) => Type.Literal(s))),
+    containerId: Type.Optional(Type.String({ maxLength: 128 })),
+    restartCount: Type.Integer({ minimum: 0 }),
+    exitCode: Type.Optional(Type.Integer()),
+    startedAt: Type.Optional(Type.String({ maxLength: 64 })),
+    lastError: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+const StatusReport = Type.Object(
+  { node: Type.String({ pattern: NODE_NAME }), statuses: Type.Array(StatusItem, { maxItems: 5000 }) },
+  { additionalProperties: false },
+);
+const NodeName = Type.Object({ node: Type.String({ pattern: NODE_NAME }) }, { additionalProperties: false });
+const AssignmentsQuery = Type.Object(
+  {
+    node: Type.String({ pattern: NODE_NAME }),
+    index: Type.Optional(Type.String({ maxLength: 80 })),
+    wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 60, description: 'seconds to block while nothing changed' })),
+  },
+  { additionalProperties: false },
+);
+const AgentEvent = Type.Object(
+  {
+    object: Type.String({ pattern: '^(replica|node)/[a-z0-9./-]{1,120}$' }),
+    type: Type.Union([Type.Literal('Normal'), Type.Literal('Warning')]),
+    reason: Type.String({ pattern: '^[A-Za-z]{1,64}$' }),
+    message: Type.String({ maxLength: 2000 }),
+  },
+  { additionalProperties: false },
+);
+
+/** Per-node change counters; the epoch makes an index from another server instance stale. */
+class AssignmentVersions {
+  readonly epoch = randomUUID().slice(0, 8);
+  private readonly versions = new Map<string, number>();
+  private readonly waiters = new Map<string, Set<() => void>>();
+
+  onChange(c: CacheChange): void {
+    if (!c.key.startsWith(K.replicas)) return;
+    for (const v of [c.kv, c.prev]) {
+      if (!v) continue;
+      const node = (JSON.parse(v.value) as Replica).node;
+      if (node) this.bump(node);
+    }
+  }
+
+  private bump(node: string): void {
+    this.versions.set(node, (this.versions.get(node) ?? 0) + 1);
+    for (const w of this.waiters.get(node) ?? []) w();
+    this.waiters.delete(node);
+  }
+
+  index(node: string): string {
+    return `${this.epoch}:${this.versions.get(node) ?? 0}`;
+  }
+
+  /** Resolves when the node's assignments differ from `index`, or after waitMs. */
+  async wait(node: string, index: string | undefined, waitMs: number): Promise<void> {
+    if (!index || index !== this.index(node) || waitMs === 0) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.waiters.get(node)?.delete(done);
+        resolve();
+      };
+      const t = setTimeout(done, waitMs);
+      let set = this.waiters.get(node);
+      if (!set) this.waiters.set(node, (set = new Set()));
+      set.add(done);
+    });
+  }
+}
+
+export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const { store, cache } = ctx;
+  const versions = new AssignmentVersions();
+  cache.on('change', (c: CacheChange) => versions.onChange(c));
+
+  app.post('/v1/agent/register', { schema: { tags: ['agent'], summary: 'Join a node (join token)', body: NodeRegister } }, async (req) => {
+    const body = req.body as NodeRegister;
+    const lease = await store.grantLease(ctx.nodeLeaseTtl);
+    const prev = await getJson<Node>(store, K.node(body.name));
+    const node: Node = {
+      name: body.name,
+      address: body.address,
+      cpus: body.cpus,
+      memory: body.memory,
+      labels: body.labels ?? {},
+      cordoned: prev?.value.cordoned ?? false,
+      lease,
+      registeredAt: prev?.value.registeredAt ?? new Date().toISOString(),
+      dockerVersion: body.dockerVersion,
+      agentVersion: body.agentVersion,
+    };
+    await store.txn({
+      compare: [],
+      success: [
+        { type: 'put', key: K.node(body.name), value: JSON.stringify(node) },
+        { type: 'put', key: K.alive(body.name), value: JSON.stringify({ since: new Date().toISOString() }), lease },
+      ],
+    });
+    if (prev?.value.lease && prev.value.lease !== lease) await store.revokeLease(prev.value.lease).catch(() => {});
+    await ctx.events.record(`node/${body.name}`, 'Normal', 'Registered', `node ${body.name} joined (${body.cpus} CPUs, ${Math.round(body.memory / 2 ** 20)} MiB)`);
+    return { node: body.name, leaseTtl: ctx.nodeLeaseTtl };
+  });
+
+  app.post('/v1/agent/heartbeat', { schema: { tags: ['agent'], summary: 'Keep the node lease alive', body: NodeName } }, async (req) => {
+    const { node } = req.body as { node: string };
+    const n = await getJson<Node>(store, K.node(node));
+    if (!n) throw new NotFoundError(`node ${node} not registered`);
+    const ttl = await store.keepAlive(n.value.lease); // NotFound when expired: the agent re-registers
+    if (!(await store.get(K.alive(node)))) throw new NotFoundError(`node ${node} lease lost`);
+    return { leaseTtl: ttl };
+  });
+
+  app.get('/v1/agent/assignments', {
+    schema: { tags: ['agent'], summary: "A node's replica assignments (blocking query)", querystring: AssignmentsQuery },
+  }, async (req) => {
+    const q = req.query as { node: string; index?: string; wait?: number };
+    await versions.wait(q.node, q.index, (q.wait ?? 0) * 1000);
+    const index = versions.index(q.node);
+    const replicas: (Replica & { lastRestartCount?: number })[] = [];
+    for (const kv of cache.all(K.replicas)) {
+      const r = JSON.parse(kv.value) as Replica;
+      if (r.node !== q.node) continue;
+      // The last reported restart count lets a restarted agent continue counting.
+      const st = cache.get<ReplicaStatus>(K.status(r.service, r.ordinal));
+      replicas.push(st && st.uid === r.uid && st.generation === r.generation ? { ...r, lastRestartCount: st.restartCount } : r);
+    }
+    return { index, replicas };
+  });
+
+  app.put('/v1/agent/status', { schema: { tags: ['agent'], summary: 'Report replica status', body: StatusReport } }, async (req) => {
+    const body = req.body as { node: string; statuses: (Omit<ReplicaStatus, 'node' | 'updatedAt'> & { service: string; ordinal: number })[] };
+    let accepted = 0;
+    for (const s of body.statuses) {
+      const cur = await store.get(K.replica(s.service, s.ordinal));
+      if (!cur) continue;
+      const r = JSON.parse(cur.value) as Replica;
+      if (r.uid !== s.uid || r.node !== body.node) continue; // stale report about an older incarnation
+      const { service: _s, ordinal: _o, ...rest } = s;
+      const status: ReplicaStatus = { ...rest, node: body.node, updatedAt: new Date().toISOString() };
+      const res = await store.txn({
+        compare: [{ key: cur.key, modRevision: cur.modRevision }],
+        success: [{ type: 'put', key: K.status(s.service, s.ordinal), value: JSON.stringify(status) }],
+      });
+      if (res.succeeded) accepted++;
+    }
+    return { accepted };
+  });
+
+  app.post('/v1/agent/events', { schema: { tags: ['agent'], summary: 'Record an event', body: AgentEvent } }, async (req, reply) => {
+    const e = req.body as { object: string; type: 'Normal' | 'Warning'; reason: string; message: string };
+    await ctx.events.record(e.object, e.type, e.reason, e.message);
+    return reply.status(204).send();
+  });
+}

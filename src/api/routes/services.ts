@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import type { ApiContext } from '../context.js';
+import { K } from '../../model/keys.js';
+import { SERVICE_NAME } from '../../model/names.js';
+import {
+  ScaleRequest, ServiceCreate, ServiceUpdate, applyDefaults, checkServiceSpec, needsRollout,
+  type Service, type ServiceSpec,
+} from '../../model/service.js';
+import { createJson, getJson, listJson, updateJson } from '../../store/json.js';
+import { InputError, NotFoundError } from '../../errors.js';
+import { replicaViews, serviceView } from '../views.js';
+
+const NameParams = Type.Object({ name: Type.String({ pattern: SERVICE_NAME }) }, { additionalProperties: false });
+const DeleteQuery = Type.Object({ purge: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+
+function check(spec: ServiceSpec): void {
+  const bad = checkServiceSpec(spec);
+  if (bad) throw new InputError(`${bad[0]}: ${bad[1]}`, bad[0]);
+}
+
+export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const { store } = ctx;
+
+  async function view(name: string) {
+    const svc = await getJson<Service>(store, K.service(name));
+    if (!svc) throw new NotFoundError(`service ${name} not found`);
+    return serviceView(svc.value, await replicaViews(store, name));
+  }
+
+  app.post('/v1/services', { schema: { tags: ['services'], summary: 'Create a service', body: ServiceCreate } }, async (req, reply) => {
+    const spec = applyDefaults(req.body as ServiceCreate);
+    check(spec);
+    const now = new Date().toISOString();
+    const svc: Service = { spec, uid: randomUUID(), generation: 1, createdAt: now, updatedAt: now };
+    await createJson(store, K.service(spec.name), svc, `service ${spec.name}`);
+    await ctx.events.record(`service/${spec.name}`, 'Normal', 'Created', `service ${spec.name} created with ${spec.replicas} replicas of ${spec.image}`);
+    return reply.status(201).send(serviceView(svc, []));
+  });
+
+  app.get('/v1/services', { schema: { tags: ['services'], summary: 'List services' } }, async () => {
+    const [services, replicas] = await Promise.all([listJson<Service>(store, K.services), replicaViews(store)]);
+    return services.map((s) => serviceView(s, replicas.filter((r) => r.service === s.spec.name)));
+  });
+
+  app.get('/v1/services/:name', { schema: { tags: ['services'], summary: 'Get a service with its replicas', params: NameParams } }, async (req) => {
+    return view((req.params as { name: string }).name);
+  });
+
+  app.get('/v1/services/:name/replicas', { schema: { tags: ['replicas'], summary: "A service's replicas", params: NameParams } }, async (req) => {
+    return (await view((req.params as { name: string }).name)).replicas;
+  });
+
+  app.patch('/v1/services/:name', {
+    schema: { tags: ['services'], summary: 'Update a service (rolling, one replica at a time)', params: NameParams, body: ServiceUpdate },
+  }, async (req) => {
+    const { name } = req.params as { name: string };
+    const patch = req.body as ServiceUpdate;
+    await updateJson<Service>(store, K.service(name), `service ${name}`, (svc) => {
+      if (svc.deleting) throw new InputError(`service ${name} is being deleted`, 'name');
+      const spec: ServiceSpec = { ...svc.spec, ...patch } as ServiceSpec;
+      check(spec);
+      const generation = needsRollout(svc.spec, spec) ? svc.generation + 1 : svc.generation;
+      return { ...svc, spec, generation, updatedAt: new Date().toISOString() };
+    });
+    return view(name);
+  });
+
+  app.put('/v1/services/:name/scale', {
+    schema: { tags: ['services'], summary: 'Set the replica count', params: NameParams, body: ScaleRequest },
+  }, async (req) => {
+    const { name } = req.params as { name: string };
+    const { replicas } = req.body as { replicas: number };
+    await updateJson<Service>(store, K.service(name), `service ${name}`, (svc) => {
+      if (svc.deleting) throw new InputError(`service ${name} is being deleted`, 'name');
+      return { ...svc, spec: { ...svc.spec, replicas }, updatedAt: new Date().toISOString() };
+    });
+    await ctx.events.record(`service/${name}`, 'Normal', 'Scaled', `service ${name} scaled to ${replicas}`);
+    return view(name);
+  });
+
+  app.delete('/v1/services/:name', {
+    schema: { tags: ['services'], summary: 'Delete a service; its data dirs stay unless purge=true', params: NameParams, querystring: DeleteQuery },
+  }, async (req, reply) => {
+    const { name } = req.params as { name: string };
+    const purge = (req.query as { purge?: boolean }).purge ?? false;
+    await updateJson<Service>(store, K.service(name), `service ${name}`, (svc) => ({
+      ...svc,
+      deleting: { purge: purge || Boolean(svc.deleting?.purge), at: svc.deleting?.at ?? new Date().toISOString() },
+    }));
+    return reply.status(202).send(await view(name).catch(() => ({ name, deleting: true })));
+  });
+}

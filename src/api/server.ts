@@ -1,0 +1,65 @@
+/** The HTTP API: fastify, a JSON schema on every input, bearer auth, one error mapping. */
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
+import type { ApiContext } from './context.js';
+import { errorHandler } from './errors.js';
+import { serviceRoutes } from './routes/services.js';
+import { nodeRoutes } from './routes/nodes.js';
+import { agentRoutes } from './routes/agent.js';
+import { UnauthenticatedError, ForbiddenError } from '../errors.js';
+import { registry, metrics } from '../metrics.js';
+
+const PUBLIC = new Set(['/healthz', '/metrics']);
+
+/**
+ * Bodies are validated strictly (no type coercion: "3" is not a replica count, and
+ * unknown fields are errors, not silently dropped); query strings and path params
+ * arrive as text, so those alone are coerced.
+ */
+function validators() {
+  const opts = { allErrors: false, removeAdditional: false as const, useDefaults: false, strict: false };
+  const body = new Ajv({ ...opts, coerceTypes: false });
+  const text = new Ajv({ ...opts, coerceTypes: true });
+  return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
+    (httpPart === 'body' ? body : text).compile(schema);
+}
+
+export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024, ajv: undefined });
+  app.setValidatorCompiler(validators());
+  app.setErrorHandler(errorHandler(ctx.log));
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Kiver API', version: '0.1.0', description: 'Bearer token auth on every route but /healthz and /metrics.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0];
+    if (PUBLIC.has(path)) return;
+    const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+    if (!m) throw new UnauthenticatedError('missing bearer token (Authorization: Bearer <token>)');
+    const role = await ctx.auth.verify(m[1]);
+    if (!role) throw new UnauthenticatedError('invalid token');
+    if (role === 'agent' && !path.startsWith('/v1/agent/')) throw new ForbiddenError('a join token may only call /v1/agent/ routes');
+    req.role = role;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.apiRequests.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) });
+  });
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  serviceRoutes(app, ctx);
+  nodeRoutes(app, ctx);
+  agentRoutes(app, ctx);
+  return app;
+}

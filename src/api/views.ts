@@ -1,0 +1,75 @@
+/** Read models the API returns: services with their replicas' status merged in. */
+import type { Store } from '../store/store.js';
+import { K } from '../model/keys.js';
+import { listJson } from '../store/json.js';
+import type { Service } from '../model/service.js';
+import type { Replica, ReplicaStatus, ReplicaView } from '../model/replica.js';
+
+export function replicaView(r: Replica, st: ReplicaStatus | undefined): ReplicaView {
+  // A status about another incarnation or an older generation says nothing about this one.
+  const current = st && st.uid === r.uid && st.generation === r.generation ? st : undefined;
+  const view: ReplicaView = {
+    id: `${r.service}/${r.ordinal}`,
+    service: r.service,
+    ordinal: r.ordinal,
+    uid: r.uid,
+    node: r.node,
+    generation: r.generation,
+    desired: r.desired,
+    state: r.node === '' ? 'pending' : current?.state ?? 'creating',
+    restartCount: current?.restartCount ?? 0,
+    ports: r.spec.ports,
+  };
+  if (current?.containerId) view.containerId = current.containerId;
+  if (current?.startedAt) view.startedAt = current.startedAt;
+  const err = r.node === '' ? r.pendingReason : current?.lastError;
+  if (err) view.lastError = err;
+  if (r.spec.cpuset) view.cpuset = r.spec.cpuset;
+  return view;
+}
+
+export async function replicaViews(store: Store, service?: string): Promise<ReplicaView[]> {
+  const [reps, stats] = await Promise.all([
+    listJson<Replica>(store, service ? K.replicasOf(service) : K.replicas),
+    store.list(service ? K.statusesOf(service) : K.statuses),
+  ]);
+  // Status keys mirror replica keys: /kiver/replica-status/<service>/<ordinal>.
+  const byId = new Map<string, ReplicaStatus>();
+  for (const kv of stats.kvs) byId.set(kv.key.slice(K.statuses.length), JSON.parse(kv.value) as ReplicaStatus);
+  return reps
+    .map((r) => replicaView(r, byId.get(`${r.service}/${r.ordinal}`)))
+    .sort((a, b) => (a.service === b.service ? a.ordinal - b.ordinal : a.service < b.service ? -1 : 1));
+}
+
+export interface ServiceView {
+  name: string;
+  uid: string;
+  generation: number;
+  createdAt: string;
+  updatedAt: string;
+  deleting: boolean;
+  spec: Service['spec'];
+  status: { desired: number; running: number; pending: number; updated: number; restarts: number };
+  replicas: ReplicaView[];
+}
+
+export function serviceView(svc: Service, replicas: ReplicaView[]): ServiceView {
+  const active = replicas.filter((r) => r.desired === 'run');
+  return {
+    name: svc.spec.name,
+    uid: svc.uid,
+    generation: svc.generation,
+    createdAt: svc.createdAt,
+    updatedAt: svc.updatedAt,
+    deleting: Boolean(svc.deleting),
+    spec: svc.spec,
+    status: {
+      desired: svc.deleting ? 0 : svc.spec.replicas,
+      running: active.filter((r) => r.state === 'running').length,
+      pending: active.filter((r) => r.state === 'pending').length,
+      updated: active.filter((r) => r.generation === svc.generation && r.state === 'running').length,
+      restarts: replicas.reduce((n, r) => n + r.restartCount, 0),
+    },
+    replicas,
+  };
+}

@@ -1,0 +1,180 @@
+import type { Command } from 'commander';
+import { clientFromEnv } from './config.js';
+import { age, format, formatBytes, parseBytes, print, table } from './output.js';
+import { InputError, UnavailableError } from '../errors.js';
+import type { ServiceView } from '../api/views.js';
+import type { ReplicaView } from '../model/replica.js';
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+function parseEnv(pairs: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    if (i <= 0) throw new InputError(`--env: expected KEY=VALUE, got "${p}"`, 'env');
+    env[p.slice(0, i)] = p.slice(i + 1);
+  }
+  return env;
+}
+
+/** "6379" (Kiver picks the host port) or "16379:6379" or "53/udp". */
+function parsePorts(specs: string[]) {
+  return specs.map((s) => {
+    const m = /^(?:(\d{1,5}):)?(\d{1,5})(?:\/(tcp|udp))?$/.exec(s);
+    if (!m) throw new InputError(`--port: expected [HOST:]CONTAINER[/tcp|udp], got "${s}"`, 'ports');
+    return { container: Number(m[2]), ...(m[1] ? { host: Number(m[1]) } : {}), ...(m[3] ? { protocol: m[3] as 'tcp' | 'udp' } : {}) };
+  });
+}
+
+function parseNumber(v: string, field: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InputError(`--${field}: expected a number, got "${v}"`, field);
+  return n;
+}
+
+function parseCount(v: string, field = 'replicas'): number {
+  if (!/^-?\d+$/.test(v.trim())) throw new InputError(`${field}: expected a whole number, got "${v}"`, field);
+  return Number(v);
+}
+
+function endpoint(r: ReplicaView): string {
+  return r.ports.map((p) => `${p.host}->${p.container}`).join(',') || '-';
+}
+
+function replicaTable(rs: ReplicaView[]): string {
+  return table(
+    rs.map((r) => [r.id, r.node || '-', r.state, r.restartCount, (r.containerId ?? '').slice(0, 12) || '-', endpoint(r), age(r.startedAt), r.lastError ?? '']),
+    ['REPLICA', 'NODE', 'STATE', 'RESTARTS', 'CONTAINER', 'PORTS', 'UP', 'LAST ERROR'],
+  );
+}
+
+function serviceTable(ss: ServiceView[]): string {
+  return table(
+    ss.map((s) => [
+      s.name, s.spec.image, `${s.status.running}/${s.status.desired}`, `${s.spec.cpu} ${s.spec.cpuPolicy}`, formatBytes(s.spec.memory),
+      s.status.restarts, s.deleting ? 'deleting' : s.status.pending > 0 ? `${s.status.pending} pending` : '', age(s.createdAt),
+    ]),
+    ['NAME', 'IMAGE', 'RUNNING', 'CPU', 'MEMORY', 'RESTARTS', 'NOTE', 'AGE'],
+  );
+}
+
+function detail(s: ServiceView): string {
+  const lines = [
+    `Name:        ${s.name}`,
+    `Image:       ${s.spec.image}`,
+    `Command:     ${s.spec.command.length ? JSON.stringify(s.spec.command) : '(image default)'}`,
+    `Replicas:    ${s.status.running} running / ${s.status.desired} desired (${s.status.updated} at generation ${s.generation})`,
+    `CPU:         ${s.spec.cpu} (${s.spec.cpuPolicy})`,
+    `Memory:      ${formatBytes(s.spec.memory)}`,
+    `Env:         ${Object.keys(s.spec.env).join(', ') || '-'}`,
+    `Ports:       ${s.spec.ports.map((p) => `${p.host ? `${p.host}:` : ''}${p.container}/${p.protocol ?? 'tcp'}`).join(', ') || '-'}`,
+    s.deleting ? 'Status:      deleting' : '',
+    '',
+    replicaTable(s.replicas),
+  ];
+  return lines.filter((l, i) => l !== '' || i === 9).join('\n');
+}
+
+/** Polls until every desired replica runs at the current generation (or the deadline passes). */
+async function waitReady(name: string, timeoutS: number, quiet: boolean): Promise<ServiceView> {
+  const client = clientFromEnv();
+  const deadline = Date.now() + timeoutS * 1000;
+  let last = '';
+  for (;;) {
+    const s = await client.get<ServiceView>(`/v1/services/${name}`);
+    const line = `${name}: ${s.status.updated}/${s.status.desired} running at generation ${s.generation}`;
+    if (!quiet && line !== last) process.stderr.write(`${line}\n`);
+    last = line;
+    if (s.status.updated === s.status.desired && s.replicas.filter((r) => r.desired === 'run').length === s.status.desired) return s;
+    if (Date.now() > deadline) {
+      const why = s.replicas.filter((r) => r.state !== 'running').map((r) => `${r.id} ${r.state}${r.lastError ? `: ${r.lastError}` : ''}`);
+      throw new UnavailableError(`${name} not ready after ${timeoutS}s: ${why.join('; ') || 'waiting for replicas'}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+export function registerService(program: Command): void {
+  const svc = program.command('service').alias('svc').description('create and manage services');
+
+  svc.command('create <name>')
+    .description('create a service (default 3 replicas, spread over nodes)')
+    .requiredOption('--image <ref>', 'container image, e.g. kiver/redis:latest')
+    .option('--cmd <command>', 'command, run with /bin/sh -c')
+    .option('--replicas <n>', 'replica count', '3')
+    .option('--cpu <cores>', 'CPU cores per replica', '0.5')
+    .option('--cpu-policy <policy>', 'shares | cpuset | quota', 'shares')
+    .option('--memory <size>', 'memory limit per replica, e.g. 512m', '256m')
+    .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
+    .option('--port <[host:]container>', 'port to publish (repeatable); host port chosen by Kiver if omitted', collect, [])
+    .option('--wait', 'wait until every replica runs')
+    .option('--timeout <seconds>', 'with --wait', '120')
+    .action(async (name: string, o, cmd: Command) => {
+      const body = {
+        name,
+        image: o.image,
+        ...(o.cmd ? { command: ['/bin/sh', '-c', o.cmd] } : {}),
+        env: parseEnv(o.env),
+        ports: parsePorts(o.port),
+        cpu: parseNumber(o.cpu, 'cpu'),
+        cpuPolicy: o.cpuPolicy,
+        memory: parseBytes(o.memory),
+        replicas: parseCount(o.replicas),
+      };
+      let s = await clientFromEnv().post<ServiceView>('/v1/services', body);
+      if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
+      print(cmd, s, () => (o.wait ? detail(s) : `service ${name} created (${s.spec.replicas} replicas)`));
+    });
+
+  svc.command('ls').alias('list').description('list services').action(async (_o, cmd: Command) => {
+    const ss = await clientFromEnv().get<ServiceView[]>('/v1/services');
+    print(cmd, ss, () => serviceTable(ss));
+  });
+
+  svc.command('get <name>').description('show a service and its replicas').action(async (name: string, _o, cmd: Command) => {
+    const s = await clientFromEnv().get<ServiceView>(`/v1/services/${encodeURIComponent(name)}`);
+    print(cmd, s, () => detail(s));
+  });
+
+  svc.command('scale <name> <replicas>')
+    .description('set the replica count')
+    .option('--wait', 'wait until every replica runs')
+    .option('--timeout <seconds>', 'with --wait', '120')
+    .action(async (name: string, n: string, o, cmd: Command) => {
+      let s = await clientFromEnv().put<ServiceView>(`/v1/services/${encodeURIComponent(name)}/scale`, { replicas: parseCount(n) });
+      if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
+      print(cmd, s, () => `service ${name} scaled to ${s.spec.replicas}`);
+    });
+
+  svc.command('update <name>')
+    .description('change a service; containers are replaced one replica at a time')
+    .option('--image <ref>', 'new image')
+    .option('--cmd <command>', 'new command, run with /bin/sh -c')
+    .option('--cpu <cores>', 'CPU cores per replica')
+    .option('--cpu-policy <policy>', 'shares | cpuset | quota')
+    .option('--memory <size>', 'memory limit per replica')
+    .option('--env <KEY=VALUE>', 'replace the environment (repeatable)', collect, [])
+    .option('--wait', 'wait until the rollout finishes')
+    .option('--timeout <seconds>', 'with --wait', '300')
+    .action(async (name: string, o, cmd: Command) => {
+      const patch: Record<string, unknown> = {};
+      if (o.image) patch.image = o.image;
+      if (o.cmd) patch.command = ['/bin/sh', '-c', o.cmd];
+      if (o.cpu) patch.cpu = parseNumber(o.cpu, 'cpu');
+      if (o.cpuPolicy) patch.cpuPolicy = o.cpuPolicy;
+      if (o.memory) patch.memory = parseBytes(o.memory);
+      if (o.env.length) patch.env = parseEnv(o.env);
+      if (Object.keys(patch).length === 0) throw new InputError('nothing to update: give at least one of --image, --cmd, --cpu, --cpu-policy, --memory, --env');
+      let s = await clientFromEnv().patch<ServiceView>(`/v1/services/${encodeURIComponent(name)}`, patch);
+      if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
+      print(cmd, s, () => `service ${name} updated (generation ${s.generation})`);
+    });
+
+  svc.command('delete <name>').alias('rm')
+    .description('delete a service; its data directories stay unless --purge')
+    .option('--purge', 'also delete the data and log directories')
+    .action(async (name: string, o, cmd: Command) => {
+      const res = await clientFromEnv().delete<unknown>(`/v1/services/${encodeURIComponent(name)}${o.purge ? '?purge=true' : ''}`);
+      print(cmd, res, () => `service ${name} deleting${o.purge ? ' (purging data)' : ' (data directories kept)'}`);
+    });
+}

@@ -1,0 +1,117 @@
+import type { Command } from 'commander';
+import os from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
+import { KiverServer } from '../server/server.js';
+import { Agent } from '../agent/agent.js';
+import { DockerRuntime, dockerFromEnv } from '../agent/runtime/docker.js';
+import { createLogger } from '../log.js';
+import { defaultDataDir, writeClientFile } from './config.js';
+import { InputError } from '../errors.js';
+import { NODE_NAME } from '../model/names.js';
+
+function defaultNodeName(): string {
+  const n = os.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 63);
+  return n || 'node-1';
+}
+
+function checkNodeName(n: string): string {
+  if (!new RegExp(NODE_NAME).test(n)) throw new InputError(`--node: "${n}" is not a valid node name (lowercase letters, digits, '.', '-')`, 'node');
+  return n;
+}
+
+async function ensureRoot(dir: string, flag: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw new InputError(`cannot create ${dir} (${(err as NodeJS.ErrnoException).code}); run as root or pass ${flag} DIR`, flag.slice(2));
+  }
+}
+
+/** Stops on SIGINT/SIGTERM; service containers keep running. */
+function onSignal(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (sig: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    process.stderr.write(`\n${sig}: stopping Kiver (service containers keep running)\n`);
+    void stop().finally(() => process.exit(0));
+  };
+  process.on('SIGINT', () => handler('SIGINT'));
+  process.on('SIGTERM', () => handler('SIGTERM'));
+}
+
+const agentOptions = (c: Command) =>
+  c.option('--node <name>', 'node name', defaultNodeName())
+    .option('--address <addr>', 'address clients use to reach published ports')
+    .option('--data-root <dir>', 'host directory for replica data', '/app/data')
+    .option('--log-root <dir>', 'host directory for replica logs', '/app/log');
+
+export function registerUp(program: Command): void {
+  agentOptions(
+    program.command('up')
+      .description('run Kiver on this machine: server + agent in one process, embedded store')
+      .option('--data-dir <dir>', 'where the store and tokens live', defaultDataDir())
+      .option('--listen <host:port>', 'API address', '127.0.0.1:7700'),
+  ).action(async (o) => {
+    const log = createLogger('kiver');
+    const node = checkNodeName(o.node);
+    // Check Docker before anything else: without it there is nothing to run.
+    await new DockerRuntime(dockerFromEnv(), node).ping();
+    await ensureRoot(o.dataRoot, '--data-root');
+    await ensureRoot(o.logRoot, '--log-root');
+    const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log });
+    const clientFile = writeClientFile({ servers: [server.url], tokenFile: server.tokens.adminTokenFile });
+    const agent = new Agent({
+      servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1',
+      dataRoot: o.dataRoot, logRoot: o.logRoot, log,
+    });
+    await agent.start();
+    onSignal(async () => {
+      await agent.stop();
+      await server.close();
+    });
+    process.stdout.write(
+      [
+        `Kiver is up.`,
+        `  API:          ${server.url}  (OpenAPI at ${server.url}/v1/openapi.json)`,
+        `  admin token:  ${server.tokens.adminTokenFile}`,
+        `  join token:   ${server.tokens.joinTokenFile}`,
+        `  client file:  ${clientFile} (the kiver CLI on this machine uses it)`,
+        `  node:         ${node}, data in ${o.dataRoot}, logs in ${o.logRoot}`,
+        `Try: kiver image build busybox && kiver service create hello --image kiver/busybox --cmd 'while true; do date >> /data/hello; sleep 5; done'`,
+        `Ctrl-C stops Kiver; service containers keep running and are adopted at the next start.`,
+        '',
+      ].join('\n'),
+    );
+  });
+
+  program.command('server')
+    .description('run the control plane (API, scheduler, controllers)')
+    .option('--data-dir <dir>', 'where tokens (and the sqlite store) live', defaultDataDir())
+    .option('--store <url>', 'sqlite:PATH (default: <data-dir>/kiver.db)')
+    .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
+    .action(async (o) => {
+      const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, store: o.store });
+      onSignal(() => server.close());
+      process.stdout.write(`Kiver server at ${server.url}\n  admin token: ${server.tokens.adminTokenFile}\n  join token:  ${server.tokens.joinTokenFile}\n`);
+    });
+
+  agentOptions(
+    program.command('agent')
+      .description('run the node agent: joins a server and runs its replicas in Docker')
+      .requiredOption('--server <urls>', 'server URL(s), comma-separated')
+      .option('--join-token-file <file>', 'file holding the join token (or set KIVER_JOIN_TOKEN)'),
+  ).action(async (o) => {
+    const token = process.env.KIVER_JOIN_TOKEN ?? (o.joinTokenFile ? (await readFile(o.joinTokenFile, 'utf8')).trim() : undefined);
+    if (!token) throw new InputError('no join token: pass --join-token-file FILE or set KIVER_JOIN_TOKEN', 'join-token');
+    await ensureRoot(o.dataRoot, '--data-root');
+    await ensureRoot(o.logRoot, '--log-root');
+    const agent = new Agent({
+      servers: String(o.server).split(','), token, node: checkNodeName(o.node), address: o.address ?? '127.0.0.1',
+      dataRoot: o.dataRoot, logRoot: o.logRoot,
+    });
+    await agent.start();
+    onSignal(() => agent.stop());
+    process.stdout.write(`Kiver agent ${o.node} joined ${o.server}\n`);
+  });
+}

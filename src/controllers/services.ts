@@ -1,0 +1,352 @@
+/**
+ * The service controller: level-triggered reconciliation of each service's
+ * desired state (replica count, spec, deletion) into replica assignments.
+ * It is the only writer of /kiver/replicas/ and /kiver/allocs/, and every write
+ * is a compare-and-swap on what it read, so a stale view or a second controller
+ * re-plans instead of double-booking a node.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Store, Op, Compare } from '../store/store.js';
+import type { StoreCache, CacheChange } from './cache.js';
+import type { NodeIndex } from './node-index.js';
+import type { EventRecorder } from './events.js';
+import type { Logger } from '../log.js';
+import { K } from '../model/keys.js';
+import { replicaId } from '../model/names.js';
+import type { Service } from '../model/service.js';
+import type { ContainerSpec, Replica, ReplicaStatus } from '../model/replica.js';
+import { emptyAlloc, type NodeAlloc } from '../model/node.js';
+import { addToAlloc, place, removeFromAlloc, unfit, type Placement, type PlacementRequest } from '../scheduler/placement.js';
+import { metrics } from '../metrics.js';
+
+/** Replicas per placement transaction (etcd allows 128 ops per txn by default). */
+const TXN_BATCH = 32;
+
+interface Entry<T> {
+  value: T;
+  modRevision: number;
+}
+
+export function requestFor(svc: Service): PlacementRequest {
+  const s = svc.spec;
+  return { service: s.name, cpu: s.cpu, cpuPolicy: s.cpuPolicy, memory: s.memory, ports: s.ports };
+}
+
+export function containerSpecFor(svc: Service, p: Placement): ContainerSpec {
+  const s = svc.spec;
+  const spec: ContainerSpec = {
+    image: s.image,
+    command: s.command,
+    env: s.env,
+    ports: s.ports.map((port, i) => ({ container: port.container, host: p.hostPorts[i], protocol: port.protocol ?? 'tcp' })),
+    cpu: s.cpu,
+    cpuPolicy: s.cpuPolicy,
+    memory: s.memory,
+  };
+  if (p.cpuset) spec.cpuset = p.cpuset;
+  return spec;
+}
+
+function usage(spec: ContainerSpec) {
+  return { cpu: spec.cpu, memory: spec.memory, cpuset: spec.cpuset, hostPorts: spec.ports.map((p) => p.host) };
+}
+
+export class ServiceController {
+  private readonly dirty = new Set<string>();
+  private wake?: () => void;
+  private running = false;
+  private loopDone?: Promise<void>;
+  private offset = 0;
+  private resyncTimer?: NodeJS.Timeout;
+  private readonly pending = new Set<string>();
+  private readonly onChange = (c: CacheChange) => this.route(c);
+
+  constructor(
+    private readonly store: Store,
+    private readonly cache: StoreCache,
+    private readonly nodes: NodeIndex,
+    private readonly events: EventRecorder,
+    private readonly log: Logger,
+    /** Anti-affine feasible nodes to compare per placement (see scheduler/placement.ts). */
+    private readonly placementLimit = 32,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.cache.on('change', this.onChange);
+    this.markAll();
+    this.resyncTimer = setInterval(() => this.markAll(), 10_000).unref();
+    this.loopDone = this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.cache.off('change', this.onChange);
+    clearInterval(this.resyncTimer);
+    this.wake?.();
+    await this.loopDone;
+  }
+
+  /** Marks every known service for reconciliation. */
+  markAll(): void {
+    for (const kv of this.cache.all(K.services)) this.mark(kv.key.slice(K.services.length));
+    for (const s of this.cache.groups(K.replicas)) this.mark(s);
+  }
+
+  mark(service: string): void {
+    this.dirty.add(service);
+    this.wake?.();
+  }
+
+  private route(c: CacheChange): void {
+    if (c.key.startsWith(K.services)) this.mark(c.key.slice(K.services.length));
+    else if (c.key.startsWith(K.replicas)) this.mark(c.key.slice(K.replicas.length).split('/')[0]);
+    else if (c.key.startsWith(K.statuses)) this.mark(c.key.slice(K.statuses.length).split('/')[0]);
+    else if (c.key.startsWith(K.nodes) || c.key.startsWith(K.alives) || (c.key.startsWith(K.allocs) && !c.kv)) {
+      // Capacity or readiness changed: services waiting for a node get another try.
+      for (const s of this.pending) this.mark(s);
+    }
+  }
+
+  /** Resolves when nothing is dirty (used by tests and the benchmark). */
+  async idle(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.dirty.size > 0 || this.busy) {
+      if (Date.now() > deadline) throw new Error('controller did not settle');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  private busy = false;
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      if (this.dirty.size === 0) {
+        await new Promise<void>((r) => (this.wake = r));
+        this.wake = undefined;
+        continue;
+      }
+      this.busy = true;
+      const batch = [...this.dirty];
+      this.dirty.clear();
+      for (const name of batch) {
+        if (!this.running) break;
+        const end = metrics.reconcileSeconds.startTimer();
+        try {
+          await this.reconcile(name);
+        } catch (err) {
+          this.log.warn({ service: name, err: (err as Error).message }, 'reconcile failed; will retry');
+          // A conflict means our view was stale: wait for the cache to catch up, then retry.
+          await this.cache.sync().catch(() => {});
+          setTimeout(() => this.mark(name), 200).unref();
+        } finally {
+          end();
+        }
+      }
+      this.busy = false;
+    }
+  }
+
+  private replicasOf(name: string): Map<number, Entry<Replica>> {
+    const out = new Map<number, Entry<Replica>>();
+    for (const kv of this.cache.group(K.replicas, name)) {
+      const r = JSON.parse(kv.value) as Replica;
+      out.set(r.ordinal, { value: r, modRevision: kv.modRevision });
+    }
+    return out;
+  }
+
+  private statusOf(name: string, ordinal: number): ReplicaStatus | undefined {
+    return this.cache.get<ReplicaStatus>(K.status(name, ordinal));
+  }
+
+  private allocEntry(node: string): Entry<NodeAlloc> {
+    const kv = this.cache.getKv(K.alloc(node));
+    return kv ? { value: JSON.parse(kv.value) as NodeAlloc, modRevision: kv.modRevision } : { value: emptyAlloc(), modRevision: 0 };
+  }
+
+  /** Runs a txn and mirrors its writes into the cache; false when a compare failed. */
+  private async commit(compare: Compare[], ops: Op[]): Promise<boolean> {
+    const res = await this.store.txn({ compare, success: ops });
+    if (!res.succeeded) {
+      metrics.commitConflicts.inc();
+      return false;
+    }
+    for (const op of ops) {
+      if (op.type === 'put') this.cache.applyLocal(op.key, op.value, res.revision);
+      else if (op.type === 'delete') this.cache.applyLocal(op.key, undefined, res.revision);
+    }
+    return true;
+  }
+
+  private conflict(name: string): never {
+    throw new Error(`write conflict on ${name}; re-planning`);
+  }
+
+  async reconcile(name: string): Promise<void> {
+    const svcKv = this.cache.getKv(K.service(name));
+    const svc = svcKv ? (JSON.parse(svcKv.value) as Service) : undefined;
+    const replicas = this.replicasOf(name);
+
+    await this.finishRemovals(name, replicas);
+
+    if (!svc || svc.deleting) {
+      const purge = svc?.deleting?.purge ?? false;
+      await this.markForDelete(name, [...replicas.values()].filter((e) => e.value.desired === 'run'), purge);
+      if (svc && svcKv && replicas.size === 0) {
+        const ok = await this.commit([{ key: svcKv.key, modRevision: svcKv.modRevision }], [{ type: 'delete', key: svcKv.key }]);
+        if (!ok) this.conflict(name);
+        await this.events.record(`service/${name}`, 'Normal', 'Deleted', `service ${name} deleted${purge ? ' and its data purged' : ''}`);
+      }
+      this.pending.delete(name);
+      return;
+    }
+
+    const n = svc.spec.replicas;
+    await this.markForDelete(name, [...replicas.values()].filter((e) => e.value.ordinal >= n && e.value.desired === 'run'), false);
+
+    // Ordinals to (re)place: missing, or pending without a node.
+    const toPlace: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const e = replicas.get(i);
+      if (!e || (e.value.desired === 'run' && e.value.node === '')) toPlace.push(i);
+    }
+    for (let i = 0; i < toPlace.length; i += TXN_BATCH) await this.placeBatch(svc, toPlace.slice(i, i + TXN_BATCH), replicas);
+    if (this.replicasOf(name).size > 0 && [...this.replicasOf(name).values()].some((e) => e.value.node === '')) this.pending.add(name);
+    else this.pending.delete(name);
+
+    await this.rollOne(svc, this.replicasOf(name));
+  }
+
+  /** Removes assignments whose containers are gone (or never existed) and frees their node's share. */
+  private async finishRemovals(name: string, replicas: Map<number, Entry<Replica>>): Promise<void> {
+    for (const [ordinal, e] of replicas) {
+      const r = e.value;
+      if (r.desired !== 'delete') continue;
+      const st = this.statusOf(name, ordinal);
+      const removed = r.node === '' || (st?.state === 'removed' && st.uid === r.uid) || !this.nodes.get(r.node) ||
+        !this.nodes.get(r.node)!.ready;
+      if (!removed) continue;
+      const compare: Compare[] = [{ key: K.replica(name, ordinal), modRevision: e.modRevision }];
+      const ops: Op[] = [{ type: 'delete', key: K.replica(name, ordinal) }, { type: 'delete', key: K.status(name, ordinal) }];
+      if (r.node) {
+        const a = this.allocEntry(r.node);
+        compare.push({ key: K.alloc(r.node), modRevision: a.modRevision });
+        ops.push({ type: 'put', key: K.alloc(r.node), value: JSON.stringify(removeFromAlloc(a.value, replicaId(name, ordinal), usage(r.spec))) });
+      }
+      if (!(await this.commit(compare, ops))) this.conflict(name);
+      replicas.delete(ordinal);
+    }
+  }
+
+  private async markForDelete(name: string, entries: Entry<Replica>[], purge: boolean): Promise<void> {
+    for (const e of entries) {
+      const r: Replica = { ...e.value, desired: 'delete', purge };
+      const key = K.replica(name, r.ordinal);
+      if (!(await this.commit([{ key, modRevision: e.modRevision }], [{ type: 'put', key, value: JSON.stringify(r) }]))) {
+        this.conflict(name);
+      }
+    }
+  }
+
+  private async placeBatch(svc: Service, ordinals: number[], replicas: Map<number, Entry<Replica>>): Promise<void> {
+    const name = svc.spec.name;
+    const req = requestFor(svc);
+    const compare: Compare[] = [];
+    const ops: Op[] = [];
+    const touched = new Map<string, { original: NodeAlloc; modRevision: number }>();
+    const now = new Date().toISOString();
+    let unschedulable: string | undefined;
+    for (const ordinal of ordinals) {
+      const existing = replicas.get(ordinal);
+      const res = place(this.nodes.candidates(), req, { offset: this.offset++, limit: this.placementLimit });
+      let replica: Replica;
+      const base = {
+        service: name, ordinal, uid: existing?.value.uid ?? randomUUID(), generation: svc.generation,
+        desired: 'run' as const, createdAt: existing?.value.createdAt ?? now,
+      };
+      if (res.ok) {
+        const cand = this.nodes.get(res.placement.node)!;
+        if (!touched.has(cand.name)) {
+          const a = this.allocEntry(cand.name);
+          touched.set(cand.name, { original: cand.alloc, modRevision: a.modRevision });
+        }
+        // Tentatively book the node so the next replica of this batch sees it.
+        cand.alloc = addToAlloc(cand.alloc, replicaId(name, ordinal), req, res.placement);
+        replica = { ...base, node: cand.name, spec: containerSpecFor(svc, res.placement) };
+      } else {
+        if (existing && existing.value.pendingReason === res.reason) continue;
+        unschedulable = res.reason;
+        replica = { ...base, node: '', spec: containerSpecFor(svc, { node: '', hostPorts: [] }), pendingReason: res.reason };
+      }
+      compare.push({ key: K.replica(name, ordinal), modRevision: existing?.modRevision ?? 0 });
+      ops.push({ type: 'put', key: K.replica(name, ordinal), value: JSON.stringify(replica) });
+    }
+    for (const [node, t] of touched) {
+      compare.push({ key: K.alloc(node), modRevision: t.modRevision });
+      ops.push({ type: 'put', key: K.alloc(node), value: JSON.stringify(this.nodes.get(node)!.alloc) });
+    }
+    if (ops.length === 0) return;
+    if (!(await this.commit(compare, ops))) {
+      for (const [node, t] of touched) {
+        const c = this.nodes.get(node);
+        if (c) c.alloc = t.original;
+      }
+      this.conflict(name);
+    }
+    const placed = ops.filter((o) => o.type === 'put' && o.key.startsWith(K.replicas) && !JSON.parse(o.value).pendingReason).length;
+    metrics.placements.inc(placed);
+    if (unschedulable) {
+      metrics.placementFailures.inc();
+      await this.events.record(`service/${name}`, 'Warning', 'FailedScheduling', `replica pending: ${unschedulable}`);
+    }
+  }
+
+  /** Rolling update: moves one replica to the new generation at a time, only while all others run. */
+  private async rollOne(svc: Service, replicas: Map<number, Entry<Replica>>): Promise<void> {
+    const name = svc.spec.name;
+    const active = [...replicas.values()].filter((e) => e.value.desired === 'run' && e.value.ordinal < svc.spec.replicas);
+    const outdated = active.filter((e) => e.value.generation < svc.generation);
+    if (outdated.length === 0) return;
+    const isUp = (r: Replica) => {
+      const st = this.statusOf(name, r.ordinal);
+      return st !== undefined && st.uid === r.uid && st.generation === r.generation && st.state === 'running';
+    };
+    // Prefer a replica that is down anyway; then the lowest ordinal.
+    const pick = outdated.find((e) => !isUp(e.value) || e.value.node === '') ?? outdated[0];
+    const others = active.filter((e) => e !== pick);
+    if (pick.value.node !== '' && others.some((e) => e.value.node !== '' && !isUp(e.value))) return;
+
+    const r = pick.value;
+    const key = K.replica(name, r.ordinal);
+    const req = requestFor(svc);
+    if (r.node === '') {
+      const updated: Replica = { ...r, generation: svc.generation, spec: containerSpecFor(svc, { node: '', hostPorts: [] }) };
+      if (!(await this.commit([{ key, modRevision: pick.modRevision }], [{ type: 'put', key, value: JSON.stringify(updated) }]))) this.conflict(name);
+      return;
+    }
+    // Re-fit on the same node (stable identity: its data lives there).
+    const a = this.allocEntry(r.node);
+    const id = replicaId(name, r.ordinal);
+    const freed = removeFromAlloc(a.value, id, usage(r.spec));
+    const cand = this.nodes.get(r.node);
+    const view = cand ? { ...cand, alloc: freed, ready: true, cordoned: false } : undefined;
+    const why = view ? unfit(view, req) : 'node unknown';
+    if (!view || why) {
+      await this.events.record(`replica/${id}`, 'Warning', 'UpdateBlocked', `cannot apply generation ${svc.generation} on ${r.node}: ${why}`);
+      return;
+    }
+    const res = place([view], req);
+    if (!res.ok) return;
+    const updated: Replica = { ...r, generation: svc.generation, spec: containerSpecFor(svc, res.placement) };
+    const ok = await this.commit(
+      [{ key, modRevision: pick.modRevision }, { key: K.alloc(r.node), modRevision: a.modRevision }],
+      [
+        { type: 'put', key, value: JSON.stringify(updated) },
+        { type: 'put', key: K.alloc(r.node), value: JSON.stringify(addToAlloc(freed, id, req, res.placement)) },
+      ],
+    );
+    if (!ok) this.conflict(name);
+    await this.events.record(`service/${name}`, 'Normal', 'RollingUpdate', `replica ${r.ordinal} → generation ${svc.generation}`);
+  }
+}

@@ -1,0 +1,22 @@
+/** Every store key Kiver writes, in one place. */
+export const K = {
+  root: '/kiver/',
+  service: (name: string) => `/kiver/services/${name}`,
+  services: '/kiver/services/',
+  replica: (service: string, ordinal: number) => `/kiver/replicas/${service}/${ordinal}`,
+  replicas: '/kiver/replicas/',
+  replicasOf: (service: string) => `/kiver/replicas/${service}/`,
+  status: (service: string, ordinal: number) => `/kiver/replica-status/${service}/${ordinal}`,
+  statuses: '/kiver/replica-status/',
+  statusesOf: (service: string) => `/kiver/replica-status/${service}/`,
+  node: (name: string) => `/kiver/nodes/${name}`,
+  nodes: '/kiver/nodes/',
+  alive: (name: string) => `/kiver/node-alive/${name}`,
+  alives: '/kiver/node-alive/',
+  alloc: (node: string) => `/kiver/allocs/${node}`,
+  allocs: '/kiver/allocs/',
+  event: (object: string, reason: string) => `/kiver/events/${object.replaceAll('/', ':')}/${reason}`,
+  events: '/kiver/events/',
+  token: (id: string) => `/kiver/tokens/${id}`,
+  tokens: '/kiver/tokens/',
+} as const;

@@ -1,0 +1,49 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { NODE_NAME } from './names.js';
+
+export const NodeRegister = Type.Object(
+  {
+    name: Type.String({ pattern: NODE_NAME }),
+    address: Type.String({ maxLength: 255, description: 'address clients use to reach published ports' }),
+    cpus: Type.Integer({ minimum: 1, maximum: 4096, description: 'logical CPUs' }),
+    memory: Type.Integer({ minimum: 1, description: 'bytes' }),
+    labels: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z0-9./-]{1,63}$' }), Type.String({ maxLength: 63 }), { additionalProperties: false })),
+    dockerVersion: Type.Optional(Type.String({ maxLength: 64 })),
+    agentVersion: Type.Optional(Type.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+export type NodeRegister = Static<typeof NodeRegister>;
+
+/** Stored at /kiver/nodes/<name>. Liveness is the lease-bound key /kiver/node-alive/<name>. */
+export interface Node {
+  name: string;
+  address: string;
+  cpus: number;
+  memory: number;
+  labels: Record<string, string>;
+  cordoned: boolean;
+  lease: number;
+  registeredAt: string;
+  dockerVersion?: string;
+  agentVersion?: string;
+}
+
+/** Stored at /kiver/allocs/<node>: what the scheduler committed there (CAS-guarded). */
+export interface NodeAlloc {
+  /** Millicores, to keep sums exact. */
+  cpuMilli: number;
+  memory: number;
+  /** Cores given exclusively to cpuset replicas. */
+  exclusiveCores: number[];
+  hostPorts: number[];
+  /** Replica ids placed here, e.g. "redis/0". */
+  replicas: string[];
+}
+
+export const emptyAlloc = (): NodeAlloc => ({ cpuMilli: 0, memory: 0, exclusiveCores: [], hostPorts: [], replicas: [] });
+
+export interface NodeView extends Node {
+  ready: boolean;
+  alloc: NodeAlloc;
+}

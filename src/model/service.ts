@@ -1,0 +1,122 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { ENV_NAME, IMAGE_REF, SERVICE_NAME } from './names.js';
+
+export const CpuPolicy = Type.Union([Type.Literal('shares'), Type.Literal('cpuset'), Type.Literal('quota')], {
+  description: 'shares (default: relative weight), cpuset (exclusive whole cores), quota (hard CFS limit)',
+});
+export type CpuPolicy = Static<typeof CpuPolicy>;
+
+export const PortSpec = Type.Object(
+  {
+    container: Type.Integer({ minimum: 1, maximum: 65535 }),
+    /** Fixed host port; omitted = Kiver allocates one from the node's dynamic range. */
+    host: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+    protocol: Type.Optional(Type.Union([Type.Literal('tcp'), Type.Literal('udp')])),
+  },
+  { additionalProperties: false },
+);
+export type PortSpec = Static<typeof PortSpec>;
+
+export const MIN_MEMORY = 6 * 1024 * 1024; // Docker refuses limits below 6 MiB
+export const MAX_MEMORY = 4 * 1024 ** 4;
+export const MAX_REPLICAS = 1000;
+
+/** What a user may change; create takes name + these. */
+export const ServiceFields = {
+  image: Type.String({ pattern: IMAGE_REF, maxLength: 255, description: 'image reference, e.g. kiver/redis:latest' }),
+  command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 })),
+  env: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME }), Type.String({ maxLength: 32768 }), { maxProperties: 256, additionalProperties: false })),
+  ports: Type.Optional(Type.Array(PortSpec, { maxItems: 32 })),
+  cpu: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores' })),
+  cpuPolicy: Type.Optional(CpuPolicy),
+  memory: Type.Optional(Type.Integer({ minimum: MIN_MEMORY, maximum: MAX_MEMORY, description: 'memory limit in bytes' })),
+  replicas: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_REPLICAS })),
+};
+
+export const ServiceCreate = Type.Object(
+  { name: Type.String({ pattern: SERVICE_NAME, description: 'DNS label, at most 40 characters' }), ...ServiceFields },
+  { additionalProperties: false },
+);
+export type ServiceCreate = Static<typeof ServiceCreate>;
+
+export const ServiceUpdate = Type.Object(
+  {
+    image: Type.Optional(ServiceFields.image),
+    command: ServiceFields.command,
+    env: ServiceFields.env,
+    ports: ServiceFields.ports,
+    cpu: ServiceFields.cpu,
+    cpuPolicy: ServiceFields.cpuPolicy,
+    memory: ServiceFields.memory,
+    replicas: ServiceFields.replicas,
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type ServiceUpdate = Static<typeof ServiceUpdate>;
+
+export const ScaleRequest = Type.Object(
+  { replicas: Type.Integer({ minimum: 0, maximum: MAX_REPLICAS }) },
+  { additionalProperties: false },
+);
+
+/** The desired state of a service, with defaults applied. */
+export interface ServiceSpec {
+  name: string;
+  image: string;
+  command: string[];
+  env: Record<string, string>;
+  ports: PortSpec[];
+  cpu: number;
+  cpuPolicy: CpuPolicy;
+  memory: number;
+  replicas: number;
+}
+
+/** Stored at /kiver/services/<name>. */
+export interface Service {
+  spec: ServiceSpec;
+  uid: string;
+  /** Bumped on every change that needs containers recreated (rolling update). */
+  generation: number;
+  createdAt: string;
+  updatedAt: string;
+  /** Set by delete; the controller removes replicas, then the service. */
+  deleting?: { purge: boolean; at: string };
+}
+
+export const DEFAULTS = { cpu: 0.5, cpuPolicy: 'shares' as CpuPolicy, memory: 256 * 1024 * 1024, replicas: 3 };
+
+/** Semantic checks the JSON schema cannot express; returns [field, message] or undefined. */
+export function checkServiceSpec(spec: ServiceSpec): [string, string] | undefined {
+  if (spec.cpuPolicy === 'cpuset' && !Number.isInteger(spec.cpu)) {
+    return ['cpu', 'cpuPolicy cpuset needs a whole number of cores'];
+  }
+  const seen = new Set<string>();
+  for (const [i, p] of spec.ports.entries()) {
+    const k = `${p.container}/${p.protocol ?? 'tcp'}`;
+    if (seen.has(k)) return [`ports/${i}/container`, `container port ${k} listed twice`];
+    seen.add(k);
+  }
+  return undefined;
+}
+
+export function applyDefaults(c: ServiceCreate): ServiceSpec {
+  return {
+    name: c.name,
+    image: c.image,
+    command: c.command ?? [],
+    env: c.env ?? {},
+    ports: c.ports ?? [],
+    cpu: c.cpu ?? DEFAULTS.cpu,
+    cpuPolicy: c.cpuPolicy ?? DEFAULTS.cpuPolicy,
+    memory: c.memory ?? DEFAULTS.memory,
+    replicas: c.replicas ?? DEFAULTS.replicas,
+  };
+}
+
+/** Fields whose change needs the containers recreated (everything but the replica count). */
+export function needsRollout(a: ServiceSpec, b: ServiceSpec): boolean {
+  const { replicas: _ra, ...ra } = a;
+  const { replicas: _rb, ...rb } = b;
+  return JSON.stringify(ra) !== JSON.stringify(rb);
+}

@@ -1,0 +1,167 @@
+/**
+ * Pure placement (DESIGN principle 4): (cluster snapshot, request) -> placement.
+ * No I/O. The caller commits the result with compare-and-swap on the touched
+ * nodes' allocation keys and re-plans on conflict, so it never double-books.
+ *
+ * Like Nomad's limit iterator, it scans nodes from a rotating offset and stops
+ * after `limit` feasible candidates that hold no replica of the service, then
+ * takes the best score among them: O(limit) per placement on a big, mostly
+ * empty cluster, exhaustive on a small one.
+ */
+import type { CpuPolicy } from '../model/service.js';
+import type { NodeAlloc } from '../model/node.js';
+
+export interface NodeCandidate {
+  name: string;
+  ready: boolean;
+  cordoned: boolean;
+  cpus: number;
+  memory: number;
+  alloc: NodeAlloc;
+}
+
+export interface PlacementRequest {
+  service: string;
+  cpu: number;
+  cpuPolicy: CpuPolicy;
+  memory: number;
+  ports: { container: number; host?: number; protocol?: 'tcp' | 'udp' }[];
+}
+
+export interface Placement {
+  node: string;
+  /** Exclusive cores, for cpuPolicy cpuset. */
+  cpuset?: number[];
+  /** Host port for each requested port, same order. */
+  hostPorts: number[];
+}
+
+export interface PlacementOptions {
+  /** Where the scan starts (rotate it between calls to spread the work). */
+  offset?: number;
+  /** Feasible anti-affine candidates to collect before choosing. */
+  limit?: number;
+}
+
+export const DYNAMIC_PORTS = { min: 20000, max: 32767 } as const;
+
+export type PlacementResult = { ok: true; placement: Placement } | { ok: false; reason: string };
+
+export function cpuMilli(cpu: number): number {
+  return Math.round(cpu * 1000);
+}
+
+/** Why a node cannot take the request, or undefined if it can. */
+export function unfit(node: NodeCandidate, req: PlacementRequest): string | undefined {
+  if (!node.ready) return 'node not ready';
+  if (node.cordoned) return 'node cordoned';
+  const a = node.alloc;
+  if (a.cpuMilli + cpuMilli(req.cpu) > node.cpus * 1000) return 'not enough CPU';
+  if (a.memory + req.memory > node.memory) return 'not enough memory';
+  if (req.cpuPolicy === 'cpuset' && node.cpus - a.exclusiveCores.length < req.cpu) return 'not enough whole free cores for cpuset';
+  for (const p of req.ports) if (p.host !== undefined && a.hostPorts.includes(p.host)) return `host port ${p.host} in use`;
+  return undefined;
+}
+
+function hostsService(a: NodeAlloc, service: string): boolean {
+  const prefix = `${service}/`;
+  for (const r of a.replicas) if (r.startsWith(prefix)) return true;
+  return false;
+}
+
+/** Least-allocated score in [0, 1]: spreads load, like kube-scheduler's default. */
+function score(node: NodeCandidate, req: PlacementRequest): number {
+  const cpuFree = 1 - (node.alloc.cpuMilli + cpuMilli(req.cpu)) / (node.cpus * 1000);
+  const memFree = 1 - (node.alloc.memory + req.memory) / node.memory;
+  return (cpuFree + memFree) / 2;
+}
+
+function pickCores(node: NodeCandidate, count: number): number[] {
+  const used = new Set(node.alloc.exclusiveCores);
+  const cores: number[] = [];
+  for (let c = 0; c < node.cpus && cores.length < count; c++) if (!used.has(c)) cores.push(c);
+  return cores;
+}
+
+function pickPorts(node: NodeCandidate, req: PlacementRequest): number[] {
+  const used = new Set(node.alloc.hostPorts);
+  for (const p of req.ports) if (p.host !== undefined) used.add(p.host);
+  let next: number = DYNAMIC_PORTS.min;
+  return req.ports.map((p) => {
+    if (p.host !== undefined) return p.host;
+    while (used.has(next)) next++;
+    used.add(next);
+    return next;
+  });
+}
+
+export function place(nodes: readonly NodeCandidate[], req: PlacementRequest, opts: PlacementOptions = {}): PlacementResult {
+  const n = nodes.length;
+  if (n === 0) return { ok: false, reason: 'no nodes registered' };
+  const limit = opts.limit ?? 32;
+  const start = ((opts.offset ?? 0) % n + n) % n;
+  let best: NodeCandidate | undefined;
+  let bestScore = -Infinity;
+  let fallback: NodeCandidate | undefined; // feasible but already hosts the service
+  let fallbackScore = -Infinity;
+  let found = 0;
+  const reasons = new Map<string, number>();
+  for (let i = 0; i < n; i++) {
+    const node = nodes[(start + i) % n];
+    const why = unfit(node, req);
+    if (why) {
+      reasons.set(why, (reasons.get(why) ?? 0) + 1);
+      continue;
+    }
+    const s = score(node, req);
+    if (hostsService(node.alloc, req.service)) {
+      if (s > fallbackScore || (s === fallbackScore && fallback && node.name < fallback.name)) {
+        fallback = node;
+        fallbackScore = s;
+      }
+      continue;
+    }
+    if (s > bestScore || (s === bestScore && best && node.name < best.name)) {
+      best = node;
+      bestScore = s;
+    }
+    if (++found >= limit) break;
+  }
+  const chosen = best ?? fallback;
+  if (!chosen) {
+    const detail = [...reasons].map(([why, count]) => `${count} ${why}`).join(', ');
+    return { ok: false, reason: `0/${n} nodes fit: ${detail}` };
+  }
+  const placement: Placement = { node: chosen.name, hostPorts: pickPorts(chosen, req) };
+  if (req.cpuPolicy === 'cpuset') placement.cpuset = pickCores(chosen, req.cpu);
+  return { ok: true, placement };
+}
+
+/** The node's allocation after adding a placed replica (pure; returns a copy). */
+export function addToAlloc(a: NodeAlloc, replica: string, req: PlacementRequest, p: Placement): NodeAlloc {
+  return {
+    cpuMilli: a.cpuMilli + cpuMilli(req.cpu),
+    memory: a.memory + req.memory,
+    exclusiveCores: [...a.exclusiveCores, ...(p.cpuset ?? [])].sort((x, y) => x - y),
+    hostPorts: [...a.hostPorts, ...p.hostPorts].sort((x, y) => x - y),
+    replicas: [...a.replicas, replica],
+  };
+}
+
+/** The node's allocation after removing a replica (idempotent: unknown replica = no change). */
+export function removeFromAlloc(
+  a: NodeAlloc,
+  replica: string,
+  used: { cpu: number; memory: number; cpuset?: number[]; hostPorts: number[] },
+): NodeAlloc {
+  if (!a.replicas.includes(replica)) return a;
+  const cores = new Set(used.cpuset ?? []);
+  const ports = new Set(used.hostPorts);
+  return {
+    cpuMilli: Math.max(0, a.cpuMilli - cpuMilli(used.cpu)),
+    memory: Math.max(0, a.memory - used.memory),
+    exclusiveCores: a.exclusiveCores.filter((c) => !cores.has(c)),
+    hostPorts: a.hostPorts.filter((p) => !ports.has(p)),
+    replicas: a.replicas.filter((r) => r !== replica),
+  };
+}

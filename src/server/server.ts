@@ -1,0 +1,84 @@
+/**
+ * The control plane in one object: store, cache, controllers, API.
+ * `kiver server` runs this alone; `kiver up` runs it beside an agent.
+ */
+import type { FastifyInstance } from 'fastify';
+import { join } from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import type { Store } from '../store/store.js';
+import { openStore } from '../store/open.js';
+import { StoreCache } from '../controllers/cache.js';
+import { NodeIndex } from '../controllers/node-index.js';
+import { ServiceController } from '../controllers/services.js';
+import { EventRecorder } from '../controllers/events.js';
+import { NodeController } from '../controllers/nodes.js';
+import { TokenAuth, bootstrapTokens, type BootstrapTokens } from '../api/auth.js';
+import { buildApi } from '../api/server.js';
+import { createLogger, type Logger } from '../log.js';
+import { InputError } from '../errors.js';
+
+export interface ServerOptions {
+  dataDir: string;
+  /** Store URL; default sqlite:<dataDir>/kiver.db. */
+  store?: string;
+  /** host:port for the API. Port 0 picks a free one. */
+  listen: string;
+  nodeLeaseTtl?: number;
+  log?: Logger;
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new InputError(`listen: expected HOST:PORT, got "${listen}"`, 'listen');
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export class KiverServer {
+  private constructor(
+    readonly store: Store,
+    readonly cache: StoreCache,
+    readonly controller: ServiceController,
+    private readonly nodeController: NodeController,
+    private readonly app: FastifyInstance,
+    readonly tokens: BootstrapTokens,
+    readonly url: string,
+    private readonly events: EventRecorder,
+    private readonly pruneTimer: NodeJS.Timeout,
+  ) {}
+
+  static async start(opts: ServerOptions): Promise<KiverServer> {
+    const log = opts.log ?? createLogger('kiver-server');
+    const { host, port } = parseListen(opts.listen);
+    await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+    const store = await openStore(opts.store ?? `sqlite:${join(opts.dataDir, 'kiver.db')}`);
+    const auth = new TokenAuth(store);
+    const tokens = await bootstrapTokens(auth, opts.dataDir);
+    const cache = new StoreCache(store);
+    cache.on('warning', (msg: string) => log.warn(msg));
+    await cache.start();
+    const events = new EventRecorder(store, log);
+    const nodes = new NodeIndex(cache);
+    const controller = new ServiceController(store, cache, nodes, events, log);
+    const nodeController = new NodeController(cache, nodes, events);
+    const app = await buildApi({ store, cache, auth, events, log, nodeLeaseTtl: opts.nodeLeaseTtl ?? 15 });
+    await app.listen({ host, port });
+    const addr = app.server.address();
+    const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    controller.start();
+    nodeController.start();
+    const pruneTimer = setInterval(() => void events.prune(), 60_000).unref();
+    log.info({ url }, 'kiver server listening');
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
+    this.nodeController.stop();
+    await this.controller.stop();
+    await this.app.close();
+    await this.cache.stop();
+    await this.store.close();
+  }
+}

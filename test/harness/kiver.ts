@@ -1,0 +1,111 @@
+/**
+ * Runs the real `kiver up` binary as a child process in a temp directory, as a
+ * user would, and gives tests an API client with its admin token. Everything it
+ * starts (process, containers of its node, directories) goes in cleanup().
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type Docker from 'dockerode';
+import { ApiClient } from '../../src/api/client.js';
+import { ensureDocker, removeContainersByLabel } from './docker.js';
+
+export const KIVER_BIN = resolve('bin/kiver.js');
+
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => (typeof a === 'object' && a ? res(a.port) : rej(new Error('no port'))));
+    });
+  });
+}
+
+/** Polls fn until it returns a truthy value; throws with the last value/error at the deadline. */
+export async function until<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 30_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+      last = v;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(last)?.slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export class KiverProcess {
+  proc?: ChildProcess;
+  output = '';
+  client!: ApiClient;
+  token = '';
+  readonly node = `kt-${randomBytes(3).toString('hex')}`;
+  url = '';
+
+  private constructor(readonly dir: string, readonly port: number, readonly docker: Docker) {}
+
+  get dataRoot() { return join(this.dir, 'data'); }
+  get logRoot() { return join(this.dir, 'log'); }
+  get env(): NodeJS.ProcessEnv {
+    return { ...process.env, KIVER_HOME: join(this.dir, 'home'), KIVER_LOG_LEVEL: 'warn' };
+  }
+
+  static async create(): Promise<KiverProcess> {
+    const docker = await ensureDocker();
+    const dir = await mkdtemp(join(tmpdir(), 'kiver-test-'));
+    return new KiverProcess(dir, await freePort(), docker);
+  }
+
+  /** Starts `kiver up` and waits until its API answers and its node is ready. */
+  async start(): Promise<void> {
+    this.output = '';
+    this.proc = spawn(process.execPath, [
+      KIVER_BIN, 'up', '--data-dir', join(this.dir, 'state'), '--listen', `127.0.0.1:${this.port}`,
+      '--node', this.node, '--data-root', this.dataRoot, '--log-root', this.logRoot,
+    ], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout!.on('data', (d) => (this.output += d));
+    this.proc.stderr!.on('data', (d) => (this.output += d));
+    this.url = `http://127.0.0.1:${this.port}`;
+    await until(`kiver up to print its banner (output: ${this.output})`, async () => this.output.includes('Kiver is up') || (this.proc!.exitCode !== null ? Promise.reject(new Error(this.output)) : false), 30_000);
+    this.token = (await readFile(join(this.dir, 'state', 'admin.token'), 'utf8')).trim();
+    this.client = new ApiClient({ servers: [this.url], token: this.token });
+    await until('node ready', async () => {
+      const n = await this.client.get<{ ready: boolean }>(`/v1/nodes/${this.node}`);
+      return n.ready;
+    });
+  }
+
+  /** Runs the CLI against this instance; resolves with exit code and output. */
+  async cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((res) => {
+      const p = spawn(process.execPath, [KIVER_BIN, ...args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (d) => (stdout += d));
+      p.stderr.on('data', (d) => (stderr += d));
+      p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
+    });
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await exited;
+  }
+
+  async cleanup(): Promise<void> {
+    await this.kill('SIGKILL');
+    await removeContainersByLabel(this.docker, `kiver.node=${this.node}`);
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The core on real Docker, driven through the real `kiver up` process and its API:
+ * a replicated service really runs, survives `docker kill` and kill -9 of Kiver,
+ * rolls updates one replica at a time, and deletes with or without its data.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { KiverProcess, until } from './harness/kiver.js';
+import type { ServiceView } from '../src/api/views.js';
+import type { KiverEvent } from '../src/model/event.js';
+
+const IMAGE = 'kiver/busybox:latest';
+// Each start appends a line to /data/boots: the file shows restarts and data survival.
+const CMD = ['/bin/sh', '-c', 'echo "$KIVER_REPLICA $(date +%s%N)" >> /data/boots; exec sleep 100000'];
+
+describe('service lifecycle on real Docker', () => {
+  let k: KiverProcess;
+
+  before(async () => {
+    k = await KiverProcess.create();
+    const built = await k.cli('image', 'build', 'busybox');
+    assert.equal(built.code, 0, built.stderr);
+    await k.start();
+  });
+  after(async () => {
+    await k?.cleanup();
+  });
+
+  const get = (name: string) => k.client.get<ServiceView>(`/v1/services/${name}`);
+  const allRunning = (name: string, n: number) =>
+    until(`${name}: ${n} replicas running`, async () => {
+      const s = await get(name);
+      return s.status.running === n && s.status.updated === n && s.replicas.length === n ? s : false;
+    }, 60_000);
+
+  it('creates a 3-replica service whose containers run with Kiver labels, mounts and limits', async () => {
+    const created = await k.cli('service', 'create', 'web', '--image', IMAGE, '--cmd', CMD[2], '--cpu', '0.25', '--memory', '64m', '--port', '8080', '--env', 'GREETING=hi');
+    assert.equal(created.code, 0, created.stderr);
+    const s = await allRunning('web', 3);
+    assert.deepEqual(s.replicas.map((r) => r.ordinal), [0, 1, 2]);
+    const ports = new Set(s.replicas.map((r) => r.ports[0].host));
+    assert.equal(ports.size, 3, 'each replica got its own host port');
+    for (const r of s.replicas) {
+      const info = await k.docker.getContainer(r.containerId!).inspect();
+      assert.equal(info.Name, `/kiver-web-${r.ordinal}`);
+      assert.equal(info.Config.Labels['kiver.service'], 'web');
+      assert.equal(info.Config.Labels['kiver.replica'], `web/${r.ordinal}`);
+      assert.equal(info.Config.Labels['kiver.uid'], r.uid);
+      assert.equal(info.HostConfig.RestartPolicy?.Name, 'always');
+      assert.equal(info.HostConfig.Memory, 64 * 1024 * 1024);
+      assert.equal(info.HostConfig.CpuShares, 256);
+      assert.ok(info.Config.Env.includes('GREETING=hi'));
+      assert.ok(info.HostConfig.Binds?.includes(`${join(k.dataRoot, 'web', String(r.ordinal))}:/data`));
+      assert.ok(info.HostConfig.Binds?.includes(`${join(k.logRoot, 'web', String(r.ordinal))}:/log`));
+      await until('boot line written', async () => existsSync(join(k.dataRoot, 'web', String(r.ordinal), 'boots')));
+    }
+    const ls = await k.cli('service', 'ls');
+    assert.match(ls.stdout, /^web\s+kiver\/busybox:latest\s+3\/3/m);
+    const json = JSON.parse((await k.cli('node', 'ls', '-o', 'json')).stdout);
+    assert.equal(json.find((n: { name: string }) => n.name === k.node).ready, true);
+  });
+
+  /** Kills replica 0's container one way, then checks the restart is visible and the data kept. */
+  async function killAndCheck(how: (containerId: string) => Promise<void>) {
+    const before_ = (await get('web')).replicas[0];
+    const boots = join(k.dataRoot, 'web', '0', 'boots');
+    const linesBefore = readFileSync(boots, 'utf8').trim().split('\n');
+    await how(before_.containerId!);
+    const after_ = await until('restart visible in status', async () => {
+      const r = (await get('web')).replicas[0];
+      return r.restartCount === before_.restartCount + 1 && r.state === 'running' ? r : false;
+    });
+    assert.equal(after_.containerId, before_.containerId, 'same container, restarted');
+    await until('another boot line', async () => readFileSync(boots, 'utf8').trim().split('\n').length === linesBefore.length + 1);
+    assert.ok(readFileSync(boots, 'utf8').startsWith(linesBefore.join('\n')), 'earlier data kept');
+  }
+
+  it('a crashed container (its process killed) is restarted by Docker; status shows it; data is kept', async () => {
+    await killAndCheck(async (id) => {
+      const pid = (await k.docker.getContainer(id).inspect()).State.Pid;
+      process.kill(pid, 'SIGKILL');
+    });
+  });
+
+  it('docker kill: the container is restarted (by the agent: Docker 20.10 treats kill as a manual stop); status shows it; data is kept', async () => {
+    await killAndCheck(async (id) => {
+      await k.docker.getContainer(id).kill();
+    });
+    const evs = await k.client.get<KiverEvent[]>('/v1/events?object=replica/web/0');
+    assert.ok(evs.some((e) => e.reason === 'Restarted'), JSON.stringify(evs));
+  });
+
+  it('kill -9 of Kiver leaves containers running; the restarted agent adopts them without recreating', async () => {
+    const before_ = (await get('web')).replicas;
+    await k.kill('SIGKILL');
+    for (const r of before_) {
+      const info = await k.docker.getContainer(r.containerId!).inspect();
+      assert.equal(info.State.Running, true, `${r.id} still running without Kiver`);
+    }
+    await k.start();
+    const s = await allRunning('web', 3);
+    assert.deepEqual(s.replicas.map((r) => r.containerId), before_.map((r) => r.containerId), 'same container ids');
+    const all = await k.docker.listContainers({ all: true, filters: { label: [`kiver.node=${k.node}`] } });
+    assert.equal(all.length, 3, 'no extra containers');
+  });
+
+  it('rolling update replaces one replica at a time', async () => {
+    let maxDown = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const s = await get('web');
+        const down = s.replicas.filter((r) => r.desired === 'run' && r.state !== 'running').length;
+        maxDown = Math.max(maxDown, down);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    const res = await k.cli('service', 'update', 'web', '--cmd', `${CMD[2]} # v2`, '--wait', '--timeout', '90');
+    sampling = false;
+    await sampler;
+    assert.equal(res.code, 0, res.stderr);
+    const s = await get('web');
+    assert.equal(s.generation, 2);
+    for (const r of s.replicas) {
+      const info = await k.docker.getContainer(r.containerId!).inspect();
+      assert.equal(info.Config.Labels['kiver.generation'], '2');
+      assert.match(info.Config.Cmd!.join(' '), /# v2/);
+    }
+    assert.ok(maxDown <= 1, `at most one replica down during the rollout (saw ${maxDown})`);
+    // The data directory of a replaced replica is the same one.
+    assert.equal(readFileSync(join(k.dataRoot, 'web', '0', 'boots'), 'utf8').trim().split('\n').length >= 3, true);
+  });
+
+  it('cpu policies map to CpuShares, CpusetCpus and CpuQuota', async () => {
+    await k.client.post('/v1/services', { name: 'pinned', image: IMAGE, command: CMD, replicas: 1, cpu: 1, cpuPolicy: 'cpuset', memory: 32 * 2 ** 20 });
+    await k.client.post('/v1/services', { name: 'capped', image: IMAGE, command: CMD, replicas: 1, cpu: 0.2, cpuPolicy: 'quota', memory: 32 * 2 ** 20 });
+    const pinned = (await allRunning('pinned', 1)).replicas[0];
+    const capped = (await allRunning('capped', 1)).replicas[0];
+    const p = await k.docker.getContainer(pinned.containerId!).inspect();
+    assert.equal(p.HostConfig.CpusetCpus, pinned.cpuset!.join(','));
+    const q = await k.docker.getContainer(capped.containerId!).inspect();
+    assert.equal(q.HostConfig.CpuQuota, 20000);
+    assert.equal(q.HostConfig.CpuPeriod, 100000);
+    // Shared containers stay off the pinned core.
+    await until('shared pool excludes the pinned core', async () => {
+      const w = await k.docker.getContainer((await get('web')).replicas[0].containerId!).inspect();
+      return w.HostConfig.CpusetCpus !== '' && !w.HostConfig.CpusetCpus!.split(',').includes(String(pinned.cpuset![0]));
+    });
+    await k.client.delete('/v1/services/pinned?purge=true');
+    await k.client.delete('/v1/services/capped?purge=true');
+  });
+
+  it('a missing image and a crashing command are explained in status and events', async () => {
+    await k.client.post('/v1/services', { name: 'noimg', image: 'kiver/does-not-exist:1', replicas: 1, memory: 32 * 2 ** 20 });
+    const r = await until('image missing reported', async () => {
+      const s = await get('noimg');
+      return s.replicas[0]?.state === 'failed' ? s.replicas[0] : false;
+    });
+    assert.match(r.lastError!, /not on node .*kiver image build/);
+    await k.client.post('/v1/services', { name: 'crashy', image: IMAGE, command: ['/bin/sh', '-c', 'exit 3'], replicas: 1, memory: 32 * 2 ** 20 });
+    const c = await until('crash loop reported', async () => {
+      const s = await get('crashy');
+      return s.replicas[0]?.state === 'crashloop' ? s.replicas[0] : false;
+    }, 60_000);
+    assert.match(c.lastError!, /code 3/);
+    const evs = await k.client.get<KiverEvent[]>('/v1/events?object=service/crashy');
+    assert.ok(evs.some((e) => e.reason === 'CrashLoop'), JSON.stringify(evs));
+    const ev2 = await k.client.get<KiverEvent[]>('/v1/events?object=service/noimg');
+    assert.ok(ev2.some((e) => e.reason === 'ImageMissing'));
+    await k.client.delete('/v1/services/noimg');
+    await k.client.delete('/v1/services/crashy');
+  });
+
+  it('scale down removes the extra containers and keeps their data', async () => {
+    const res = await k.cli('service', 'scale', 'web', '1', '--wait');
+    assert.equal(res.code, 0, res.stderr);
+    await until('only one container left', async () => {
+      const cs = await k.docker.listContainers({ all: true, filters: { label: [`kiver.service=web`, `kiver.node=${k.node}`] } });
+      return cs.length === 1;
+    });
+    assert.ok(existsSync(join(k.dataRoot, 'web', '2', 'boots')), 'data of removed replica kept');
+  });
+
+  it('delete removes containers and keeps data; --purge removes data too', async () => {
+    await k.client.post('/v1/services', { name: 'tmp', image: IMAGE, command: CMD, replicas: 2, memory: 32 * 2 ** 20 });
+    await allRunning('tmp', 2);
+    const del = await k.cli('service', 'delete', 'web');
+    assert.equal(del.code, 0, del.stderr);
+    const purge = await k.cli('service', 'delete', 'tmp', '--purge');
+    assert.equal(purge.code, 0, purge.stderr);
+    await until('services gone', async () => (await k.client.get<ServiceView[]>('/v1/services')).every((s) => s.name !== 'web' && s.name !== 'tmp'));
+    await until('containers gone', async () => (await k.docker.listContainers({ all: true, filters: { label: [`kiver.node=${k.node}`, 'kiver.service'] } }))
+      .filter((c) => ['web', 'tmp'].includes(c.Labels['kiver.service'])).length === 0);
+    assert.ok(existsSync(join(k.dataRoot, 'web', '0', 'boots')), 'web data kept');
+    await until('tmp data purged', async () => !existsSync(join(k.dataRoot, 'tmp', '0')) && !existsSync(join(k.dataRoot, 'tmp')));
+    const get404 = await k.cli('service', 'get', 'web');
+    assert.equal(get404.code, 1);
+    assert.match(get404.stderr, /^kiver: service web not found\n$/);
+  });
+});
