@@ -178,12 +178,20 @@ describe('kiver-guard: start-up reconcile', () => {
     assert.equal(await metricValue(guard.registry, 'kiver_guard_root_on_system_filesystem'), same ? 1 : 0);
   });
 
-  it('may keep the flat directory directly under the root, and skips it', async (t) => {
+  it('may keep the flat directory directly under the root: skips it, writes short relative targets', async (t) => {
     const tree = makeTree(t, true);
-    tree.write('svc/0/a.log');
+    tree.write('svc/0/a.log', 'a\n');
+    tree.write('svc/0/b.log', 'b\n');
+    fs.mkdirSync(tree.out);
+    fs.symlinkSync(tree.at('svc/0/b.log'), tree.linkFor('svc/0/b.log')); // absolute, from an earlier setup
     const { guard } = await startGuard(t, tree);
-    assert.deepEqual(tree.outNames(), ['svc.0.a.log']);
+    assert.deepEqual(tree.outNames(), ['svc.0.a.log', 'svc.0.b.log']);
+    assert.equal(fs.readlinkSync(tree.linkFor('svc/0/a.log'), 'utf8'), '../svc/0/a.log');
+    assert.equal(fs.readlinkSync(tree.linkFor('svc/0/b.log'), 'utf8'), '../svc/0/b.log', 'rewritten in the relative form');
+    assert.equal(fs.readFileSync(tree.linkFor('svc/0/a.log'), 'utf8'), 'a\n');
     assert.equal(guard.status().directories, 3, 'root, svc, svc/0: not the flat directory');
+    fs.unlinkSync(tree.at('svc/0/a.log'));
+    await waitFor(() => !fs.existsSync(tree.linkFor('svc/0/a.log')) && tree.outNames().length === 1, 'relative link removed');
   });
 });
 

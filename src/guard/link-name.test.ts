@@ -62,7 +62,9 @@ describe('link names: other paths', () => {
   });
 
   it('rejects paths that are not relative and normal', () => {
-    for (const rel of ['', '/abs', 'a//b', 'a/./b', '../x', 'a/..']) assert.throws(() => linkNameFor(rel), RangeError, rel);
+    for (const rel of ['', '/abs', 'a//b', 'a/./b', '../x', 'a/..', 'svc/0//x', 'svc/0/x/', 'svc/0/./x', 'svc/0/x/..', 'svc/0/..']) {
+      assert.throws(() => linkNameFor(rel), RangeError, rel);
+    }
   });
 });
 

@@ -136,6 +136,8 @@ export interface LinkNameOptions {
 export function linkNameFor(rel: string, opts: LinkNameOptions = {}): string {
   const max = opts.maxNameBytes ?? DEFAULT_MAX_NAME_BYTES;
   if (max < MIN_MAX_NAME_BYTES) throw new RangeError(`maxNameBytes must be at least ${MIN_MAX_NAME_BYTES}`);
+  const fast = plainName(rel, max);
+  if (fast !== null) return fast;
   const comps = splitRel(rel);
   if (!comps) throw new RangeError(`not a relative path: ${JSON.stringify(display(rel))}`);
   const units: string[] = [];
@@ -164,6 +166,23 @@ export function linkNameFor(rel: string, opts: LinkNameOptions = {}): string {
   const name = units.join('');
   if (name.length <= max) return name;
   return hashedName(rel, units, max);
+}
+
+/** Printable ASCII but '%' and '~': nothing to escape inside a component. */
+const PLAIN_RE = /^[\x20-\x24\x26-\x7d]+$/;
+const KIVER_PLAIN_RE = /^([A-Za-z0-9][A-Za-z0-9_-]*)\/([0-9]+)\/(.+)$/;
+
+/**
+ * The common case without building escape units: a plain-ASCII Kiver path that needs no
+ * escaping and fits. Returns null when the general path must decide. Same result as it.
+ */
+function plainName(rel: string, max: number): string | null {
+  if (rel.length > max || !PLAIN_RE.test(rel)) return null;
+  const m = KIVER_PLAIN_RE.exec(rel);
+  if (m === null) return null;
+  const rest = m[3]!;
+  if (rest.startsWith('/') || rest.endsWith(' ') || rest.endsWith('/') || rest.includes('//') || /(^|\/)\.\.?(\/|$)/.test(rest)) return null;
+  return `${m[1]}.${m[2]}.${rest.replaceAll('/', SEPARATOR)}`;
 }
 
 function hashedName(rel: string, units: string[], max: number): string {

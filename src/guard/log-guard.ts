@@ -26,7 +26,7 @@ import { InputError } from '../errors.js';
 import { readInotifyLimits, watchLimitMessage } from './inotify-limits.js';
 import { display, fromBuf, linkNameFor, toBuf, DEFAULT_MAX_NAME_BYTES } from './link-name.js';
 import { GuardMetrics, type ErrorKind, type RemoveReason, type RescanReason } from './metrics.js';
-import { checkOutDir, entryKind, relInsideRoot, type EntryKind } from './safety.js';
+import { checkOutDir, entryKind, isGuardLink, targetRel, type EntryKind } from './safety.js';
 
 /** The subset of a pino logger the guard uses. */
 export interface GuardLogger {
@@ -121,6 +121,13 @@ function errCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | null)?.code;
 }
 
+const ASCII_RE = /^[\x01-\x7f]*$/;
+
+/** A byte-string path as an fs argument: ASCII as it is (same bytes in UTF-8), anything else as a Buffer. */
+function p(s: string): string | Buffer {
+  return ASCII_RE.test(s) ? s : toBuf(s);
+}
+
 function nowMs(): number {
   return performance.timeOrigin + performance.now();
 }
@@ -156,6 +163,7 @@ export class LogGuard extends EventEmitter {
   private pollTimer: NodeJS.Timeout | null = null;
   private rootOnSystemFs = false;
   private lastReconcile: ReconcileSummary | null = null;
+  private outListing: Set<string> | null = null;
   private readonly warnBudget = new Map<string, { windowStart: number; count: number }>();
 
   constructor(options: LogGuardOptions) {
@@ -235,20 +243,24 @@ export class LogGuard extends EventEmitter {
   /** Runs a full reconcile now (also what start and the periodic timer do). */
   async reconcile(reason: RescanReason = 'periodic'): Promise<void> {
     if (this.fullRunning) {
+      // the running pass picks this up when it ends, before it resolves
       this.fullPending = reason;
       await this.fullRunning;
       return;
     }
     this.fullRunning = (async () => {
-      let r: RescanReason | null = reason;
-      while (r !== null && this.active()) {
-        this.fullPending = null;
-        await this.runFull(r);
-        r = this.fullPending;
+      await null; // let the assignment above happen before anything below can finish
+      try {
+        let r: RescanReason | null = reason;
+        while (r !== null && this.active()) {
+          this.fullPending = null;
+          await this.runFull(r);
+          r = this.fullPending;
+        }
+      } finally {
+        this.fullRunning = null; // in the same turn as the last check of fullPending
       }
-    })().finally(() => {
-      this.fullRunning = null;
-    });
+    })();
     await this.fullRunning;
   }
 
@@ -332,6 +344,9 @@ export class LogGuard extends EventEmitter {
     const root = this.checkRoot();
     if (root === null) return;
     const via: Via = reason === 'start' ? 'start' : 'scan';
+    // Names already in the flat directory: checked with readlink instead of a failing
+    // symlink (an EEXIST costs an Error object with a stack trace in Node).
+    this.outListing = this.listOutDir();
     const stack: DirNode[] = [root];
     let slice = nowMs();
     while (stack.length > 0 && this.active()) {
@@ -343,6 +358,7 @@ export class LogGuard extends EventEmitter {
         slice = nowMs();
       }
     }
+    this.outListing = null;
     if (!this.active()) return;
     const foreign = this.sweepOutDir();
     const durationMs = nowMs() - t0;
@@ -416,31 +432,32 @@ export class LogGuard extends EventEmitter {
       } catch {
         continue;
       }
-      const rel = relInsideRoot(target, this.rootAbs);
-      let ours = false;
-      if (rel !== null) {
-        try {
-          ours = linkNameFor(rel, { maxNameBytes: this.opts.maxNameBytes }) === name;
-        } catch {
-          ours = false;
-        }
-      }
-      if (!ours) {
+      const outUnderRoot = this.skipName !== null;
+      if (!isGuardLink(name, target, this.rootAbs, { maxNameBytes: this.opts.maxNameBytes, outUnderRoot })) {
         foreign++;
         continue;
       }
+      const rel = targetRel(target, this.rootAbs, outUnderRoot);
       // Ours, but not maintained: the file appeared after its directory was scanned (link it
       // properly), or it is gone or unsafe now (remove the link).
       const slash = rel!.lastIndexOf('/');
       const parent = this.findDir(slash < 0 ? '' : rel!.slice(0, slash));
       if (parent) this.reconcileEntry(parent, rel!.slice(slash + 1), 'scan');
-      if (this.links.get(name) !== rel) this.unlinkOurs(name, target, 'stale');
+      if (this.links.get(name) !== rel) this.unlinkOurs(name, rel!, 'stale');
     }
     for (const [name, rel] of this.links) {
       if (!present.has(name)) this.createLink(name, rel);
     }
     this.metrics.foreignEntries.set(foreign);
     return foreign;
+  }
+
+  private listOutDir(): Set<string> | null {
+    try {
+      return new Set(fs.readdirSync(toBuf(this.outAbs), { encoding: 'buffer' }).map(fromBuf));
+    } catch {
+      return null;
+    }
   }
 
   private findDir(rel: string): DirNode | null {
@@ -575,7 +592,7 @@ export class LogGuard extends EventEmitter {
   /** True when the directory's real path is exactly its logical path (no symlinked component). */
   private isRealDir(node: DirNode): boolean {
     try {
-      return fromBuf(fs.realpathSync.native(toBuf(node.abs), { encoding: 'buffer' })) === node.abs;
+      return fromBuf(fs.realpathSync.native(p(node.abs), { encoding: 'buffer' })) === node.abs;
     } catch {
       return false;
     }
@@ -583,7 +600,7 @@ export class LogGuard extends EventEmitter {
 
   private lstat(abs: string): fs.Stats | undefined {
     try {
-      return fs.lstatSync(toBuf(abs), { throwIfNoEntry: false });
+      return fs.lstatSync(p(abs), { throwIfNoEntry: false });
     } catch (e) {
       const code = errCode(e);
       if (code !== 'ENOTDIR' && code !== 'ENOENT') this.fail('stat', e, 'lstat failed', abs);
@@ -593,28 +610,33 @@ export class LogGuard extends EventEmitter {
 
   private enqueueScan(node: DirNode, reason: RescanReason | null): void {
     this.queue.push({ node, reason });
-    if (!this.pumping) this.pumping = this.pump().finally(() => (this.pumping = null));
+    if (!this.pumping) this.pumping = this.pump();
   }
 
   private async pump(): Promise<void> {
-    await yieldTurn();
-    let slice = nowMs();
-    while (this.queueHead < this.queue.length && this.active()) {
-      const { node, reason } = this.queue[this.queueHead++]!;
-      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.queueHead);
-        this.queueHead = 0;
+    try {
+      await yieldTurn();
+      let slice = nowMs();
+      while (this.queueHead < this.queue.length && this.active()) {
+        const { node, reason } = this.queue[this.queueHead++]!;
+        if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+          this.queue = this.queue.slice(this.queueHead);
+          this.queueHead = 0;
+        }
+        if (node.removed) continue;
+        if (reason) this.metrics.rescans.inc({ reason });
+        this.scanDir(node, 'scan', false);
+        if (nowMs() - slice > this.opts.sliceMs) {
+          await yieldTurn();
+          slice = nowMs();
+        }
       }
-      if (node.removed) continue;
-      if (reason) this.metrics.rescans.inc({ reason });
-      this.scanDir(node, 'scan', false);
-      if (nowMs() - slice > this.opts.sliceMs) {
-        await yieldTurn();
-        slice = nowMs();
-      }
+    } finally {
+      // in the same turn as the loop's last emptiness check, so no queued scan is stranded
+      this.queue = [];
+      this.queueHead = 0;
+      this.pumping = null;
     }
-    this.queue = [];
-    this.queueHead = 0;
   }
 
   // ------------------------------------------------------------------ links
@@ -652,13 +674,30 @@ export class LogGuard extends EventEmitter {
     this.emit('link', { name: linkName, rel } satisfies LinkEvent);
   }
 
+  /**
+   * The symlink's target: relative (`../<rel>`) when the flat directory is a direct child
+   * of the root — short enough to live in the inode (ext4 "fast" symlinks take < 60 bytes)
+   * and still right when a shipper container mounts the log partition elsewhere —
+   * absolute otherwise.
+   */
+  private targetFor(rel: string): string {
+    return this.skipName !== null ? `../${rel}` : `${this.rootAbs}/${rel}`;
+  }
+
   /** Creates the symlink; true when made, false when an identical one was there, null on failure. */
   private createLink(linkName: string, rel: string): boolean | null {
-    const target = `${this.rootAbs}/${rel}`;
-    const at = toBuf(`${this.outAbs}/${linkName}`);
-    for (let attempt = 0; attempt < 2; attempt++) {
+    const target = this.targetFor(rel);
+    const at = p(`${this.outAbs}/${linkName}`);
+    if (this.outListing?.has(linkName)) {
       try {
-        fs.symlinkSync(toBuf(target), at);
+        if (fromBuf(fs.readlinkSync(at, { encoding: 'buffer' })) === target) return false;
+      } catch {
+        /* not a symlink, or gone: decided below */
+      }
+    }
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        fs.symlinkSync(p(target), at);
         return true;
       } catch (e) {
         const code = errCode(e);
@@ -670,11 +709,20 @@ export class LogGuard extends EventEmitter {
             existing = null;
           }
           if (existing === target) return false;
+          if (existing !== null && targetRel(existing, this.rootAbs, this.skipName !== null) === rel) {
+            // ours in the other form (absolute vs relative, from an earlier configuration): rewrite it
+            try {
+              fs.unlinkSync(at);
+            } catch {
+              /* retried below */
+            }
+            continue;
+          }
           this.metrics.errors.inc({ kind: 'name_taken' });
           this.warnLimited('name_taken', { name: display(linkName), path: display(rel) }, 'an entry the guard did not create holds this link name; leaving it alone');
           return null;
         }
-        if (code === 'ENOENT' && attempt === 0) {
+        if (code === 'ENOENT' && attempt < 2) {
           this.ensureOutDir();
           continue;
         }
@@ -692,14 +740,15 @@ export class LogGuard extends EventEmitter {
     const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
     if (this.links.get(linkName) !== rel) return;
     this.links.delete(linkName);
-    this.unlinkOurs(linkName, `${this.rootAbs}/${rel}`, reason);
+    this.unlinkOurs(linkName, rel, reason);
   }
 
-  /** Removes a flat-directory entry only if it is still our symlink to `target`. */
-  private unlinkOurs(linkName: string, target: string, reason: RemoveReason): void {
-    const at = toBuf(`${this.outAbs}/${linkName}`);
+  /** Removes a flat-directory entry only if it is still our symlink to the file `rel`. */
+  private unlinkOurs(linkName: string, rel: string, reason: RemoveReason): void {
+    const at = p(`${this.outAbs}/${linkName}`);
     try {
-      if (fromBuf(fs.readlinkSync(at, { encoding: 'buffer' })) !== target) return;
+      const target = fromBuf(fs.readlinkSync(at, { encoding: 'buffer' }));
+      if (targetRel(target, this.rootAbs, this.skipName !== null) !== rel) return;
       fs.unlinkSync(at);
     } catch (e) {
       const code = errCode(e);
@@ -708,7 +757,7 @@ export class LogGuard extends EventEmitter {
     }
     this.metrics.linksRemoved.inc({ reason });
     this.log.debug({ link: display(linkName), reason }, 'unlinked');
-    this.emit('unlink', { name: linkName, rel: relInsideRoot(target, this.rootAbs) ?? '', reason } satisfies LinkEvent);
+    this.emit('unlink', { name: linkName, rel, reason } satisfies LinkEvent);
   }
 
   private removeDir(node: DirNode, reason: RemoveReason): void {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { InputError } from '../errors.js';
 import { linkNameFor } from './link-name.js';
-import { checkOutDir, entryKind, isGuardLink, isLinkable, relInsideRoot } from './safety.js';
+import { checkOutDir, entryKind, isGuardLink, isLinkable, relInsideRoot, targetRel } from './safety.js';
 
 describe('entry kinds: only regular files are linkable', () => {
   let dir = '';
@@ -82,6 +82,18 @@ describe('isGuardLink: what the guard may delete', () => {
     assert.equal(isGuardLink('svc.0.a.log', '../log/svc/0/a.log', root), false, 'relative target');
     assert.equal(isGuardLink('my-notes', '/app/log/my-notes/x', root), false);
     assert.equal(isGuardLink('x', '/app/log/../x', root), false);
+  });
+});
+
+describe('targetRel: relative targets only from a flat directory directly under the root', () => {
+  it('reads ../<rel> when the flat directory is a child of the root, absolute targets always', () => {
+    assert.equal(targetRel('../svc/0/a.log', '/app/log', true), 'svc/0/a.log');
+    assert.equal(targetRel('../svc/0/a.log', '/app/log', false), null);
+    assert.equal(targetRel('../../etc/shadow', '/app/log', true), null);
+    assert.equal(targetRel('svc/0/a.log', '/app/log', true), null);
+    assert.equal(targetRel('/app/log/svc/0/a.log', '/app/log', true), 'svc/0/a.log');
+    assert.equal(isGuardLink('svc.0.a.log', '../svc/0/a.log', '/app/log', { outUnderRoot: true }), true);
+    assert.equal(isGuardLink('svc.0.a.log', '../svc/0/a.log', '/app/log'), false);
   });
 });
 

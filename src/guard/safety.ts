@@ -56,12 +56,31 @@ export function relInsideRoot(target: string, root: string): string | null {
 }
 
 /**
+ * The file a flat-directory symlink's target names, relative to the root, or null when
+ * it names nothing inside the root. Targets are absolute (`<root>/<rel>`), or, when the
+ * flat directory is a direct child of the root, relative (`../<rel>`).
+ */
+export function targetRel(target: string, root: string, outUnderRoot: boolean): string | null {
+  if (target.startsWith('/')) return relInsideRoot(target, root);
+  if (outUnderRoot && target.startsWith('../')) {
+    const rel = target.slice(3);
+    return splitRel(rel) ? rel : null;
+  }
+  return null;
+}
+
+/**
  * True when the flat-directory entry `name`, a symlink to `target`, is one the guard
  * made (and so may remove): its target lies inside the root and its name is exactly
  * the name the guard computes for that target.
  */
-export function isGuardLink(name: string, target: string, root: string, opts: LinkNameOptions = {}): boolean {
-  const rel = relInsideRoot(target, root);
+export function isGuardLink(
+  name: string,
+  target: string,
+  root: string,
+  opts: LinkNameOptions & { outUnderRoot?: boolean } = {},
+): boolean {
+  const rel = targetRel(target, root, opts.outUnderRoot ?? false);
   if (rel === null) return false;
   try {
     return linkNameFor(rel, opts) === name;
