@@ -5,7 +5,7 @@ import { listJson } from '../store/json.js';
 import type { Service } from '../model/service.js';
 import type { Replica, ReplicaStatus, ReplicaView } from '../model/replica.js';
 
-export function replicaView(r: Replica, st: ReplicaStatus | undefined): ReplicaView {
+export function replicaView(r: Replica, st: ReplicaStatus | undefined, nodeReady = true, localData = false): ReplicaView {
   // A status about another incarnation or an older generation says nothing about this one.
   const current = st && st.uid === r.uid && st.generation === r.generation ? st : undefined;
   const view: ReplicaView = {
@@ -20,6 +20,13 @@ export function replicaView(r: Replica, st: ReplicaStatus | undefined): ReplicaV
     restartCount: current?.restartCount ?? 0,
     ports: r.spec.ports,
   };
+  if (r.node !== '' && !nodeReady && r.desired === 'run') {
+    view.state = 'unknown';
+    view.lastError = localData
+      ? `node ${r.node} is not ready; the replica owns local data and stays bound to it until a service-level failover`
+      : `node ${r.node} is not ready; rescheduling`;
+    return view;
+  }
   if (current?.containerId) view.containerId = current.containerId;
   if (current?.startedAt) view.startedAt = current.startedAt;
   const err = r.node === '' ? r.pendingReason : current?.lastError;
@@ -29,15 +36,19 @@ export function replicaView(r: Replica, st: ReplicaStatus | undefined): ReplicaV
 }
 
 export async function replicaViews(store: Store, service?: string): Promise<ReplicaView[]> {
-  const [reps, stats] = await Promise.all([
+  const [reps, stats, alive, services] = await Promise.all([
     listJson<Replica>(store, service ? K.replicasOf(service) : K.replicas),
     store.list(service ? K.statusesOf(service) : K.statuses),
+    store.list(K.alives),
+    listJson<Service>(store, service ? K.service(service) : K.services),
   ]);
+  const ready = new Set(alive.kvs.map((kv) => kv.key.slice(K.alives.length)));
+  const local = new Set(services.filter((s) => s.spec.localData).map((s) => s.spec.name));
   // Status keys mirror replica keys: /kiver/replica-status/<service>/<ordinal>.
   const byId = new Map<string, ReplicaStatus>();
   for (const kv of stats.kvs) byId.set(kv.key.slice(K.statuses.length), JSON.parse(kv.value) as ReplicaStatus);
   return reps
-    .map((r) => replicaView(r, byId.get(`${r.service}/${r.ordinal}`)))
+    .map((r) => replicaView(r, byId.get(`${r.service}/${r.ordinal}`), r.node === '' || ready.has(r.node), local.has(r.service)))
     .sort((a, b) => (a.service === b.service ? a.ordinal - b.ordinal : a.service < b.service ? -1 : 1));
 }
 

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { KiverError } from '../errors.js';
 import { registerGuard } from './guard.js';
 import { registerImage } from './image.js';
+import { registerAdmin } from './admin.js';
 import { registerUp } from './up.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   registerNode(program);
   registerEvents(program);
   registerImage(program);
+  registerAdmin(program);
   registerGuard(program);
   return program;
 }

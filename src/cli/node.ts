@@ -3,6 +3,16 @@ import { clientFromEnv } from './config.js';
 import { age, formatBytes, print, table } from './output.js';
 import type { NodeView } from '../model/node.js';
 import type { KiverEvent } from '../model/event.js';
+import type { ReplicaView } from '../model/replica.js';
+import type { ServiceView } from '../api/views.js';
+import { InputError, UnavailableError } from '../errors.js';
+
+/** "90s", "5m", "2h" or plain seconds. */
+export function parseDuration(s: string, field: string): number {
+  const m = /^(\d+)(s|m|h)?$/.exec(s.trim());
+  if (!m) throw new InputError(`--${field}: expected a duration like 90s, 5m or 2h, got "${s}"`, field);
+  return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[m[2] ?? 's'] as number);
+}
 
 function nodeTable(ns: NodeView[]): string {
   return table(
@@ -25,6 +35,7 @@ export function registerNode(program: Command): void {
     const n = await clientFromEnv().get<NodeView>(`/v1/nodes/${encodeURIComponent(name)}`);
     print(cmd, n, () => `${nodeTable([n])}\n\nReplicas: ${n.alloc.replicas.join(', ') || '-'}\nExclusive cores: ${n.alloc.exclusiveCores.join(',') || '-'}`);
   });
+  registerDrain(node);
   for (const verb of ['cordon', 'uncordon'] as const) {
     node.command(`${verb} <name>`)
       .description(verb === 'cordon' ? 'stop placing new replicas on a node' : 'allow placements on a node again')
@@ -33,6 +44,37 @@ export function registerNode(program: Command): void {
         print(cmd, n, () => `node ${name} ${verb}ed`);
       });
   }
+}
+
+function registerDrain(node: Command): void {
+  node.command('drain <name>')
+    .description('cordon a node and move its replicas off, never more than one replica of a service down at a time')
+    .option('--deadline <duration>', 'after this, move the rest at once', '1h')
+    .option('--detach', 'return at once instead of following progress')
+    .option('--timeout <duration>', 'give up following after this', '30m')
+    .action(async (name: string, o, cmd: Command) => {
+      const client = clientFromEnv();
+      const deadlineSeconds = parseDuration(o.deadline, 'deadline');
+      const n = await client.post<NodeView>(`/v1/nodes/${encodeURIComponent(name)}/drain`, { deadlineSeconds });
+      if (o.detach) return print(cmd, n, () => `node ${name} draining`);
+      const until = Date.now() + parseDuration(o.timeout, 'timeout') * 1000;
+      let last = '';
+      for (;;) {
+        const reps = await client.get<ReplicaView[]>(`/v1/replicas?node=${encodeURIComponent(name)}`);
+        const left = reps.filter((r) => r.desired === 'run');
+        const line = `${name}: ${left.length} replica(s) left${left.length ? ` (${left.map((r) => r.id).join(', ')})` : ''}`;
+        if (line !== last) process.stderr.write(`${line}\n`);
+        last = line;
+        // Replicas of services with local data stay (a service-level failover moves them).
+        const local = new Set((await client.get<ServiceView[]>('/v1/services')).filter((s) => s.spec.localData).map((s) => s.name));
+        if (left.every((r) => local.has(r.service))) {
+          const msg = left.length ? `node ${name} drained except ${left.length} replica(s) that own local data` : `node ${name} drained`;
+          return print(cmd, { node: name, remaining: left.map((r) => r.id) }, () => msg);
+        }
+        if (Date.now() > until) throw new UnavailableError(`drain of ${name} still running: ${left.length} replica(s) left`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    });
 }
 
 export function registerEvents(program: Command): void {

@@ -107,10 +107,12 @@ export function registerService(program: Command): void {
     .option('--memory <size>', 'memory limit per replica, e.g. 512m', '256m')
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
     .option('--port <[host:]container>', 'port to publish (repeatable); host port chosen by Kiver if omitted', collect, [])
+    .option('--local-data', 'replicas own data on their node: never moved when the node is lost or drained')
     .option('--wait', 'wait until every replica runs')
     .option('--timeout <seconds>', 'with --wait', '120')
     .action(async (name: string, o, cmd: Command) => {
       const body = {
+        ...(o.localData ? { localData: true } : {}),
         name,
         image: o.image,
         ...(o.cmd ? { command: ['/bin/sh', '-c', o.cmd] } : {}),

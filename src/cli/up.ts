@@ -8,6 +8,7 @@ import { createLogger } from '../log.js';
 import { defaultDataDir, writeClientFile } from './config.js';
 import { InputError } from '../errors.js';
 import { NODE_NAME } from '../model/names.js';
+import { parseDuration } from './node.js';
 
 function defaultNodeName(): string {
   const n = os.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 63);
@@ -51,7 +52,8 @@ export function registerUp(program: Command): void {
     program.command('up')
       .description('run Kiver on this machine: server + agent in one process, embedded store')
       .option('--data-dir <dir>', 'where the store and tokens live', defaultDataDir())
-      .option('--listen <host:port>', 'API address', '127.0.0.1:7700'),
+      .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
+      .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s'),
   ).action(async (o) => {
     const log = createLogger('kiver');
     const node = checkNodeName(o.node);
@@ -59,7 +61,7 @@ export function registerUp(program: Command): void {
     await new DockerRuntime(dockerFromEnv(), node).ping();
     await ensureRoot(o.dataRoot, '--data-root');
     await ensureRoot(o.logRoot, '--log-root');
-    const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log });
+    const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace') });
     const clientFile = writeClientFile({ servers: [server.url], tokenFile: server.tokens.adminTokenFile });
     const agent = new Agent({
       servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1',
@@ -88,10 +90,13 @@ export function registerUp(program: Command): void {
   program.command('server')
     .description('run the control plane (API, scheduler, controllers)')
     .option('--data-dir <dir>', 'where tokens (and the sqlite store) live', defaultDataDir())
-    .option('--store <url>', 'sqlite:PATH (default: <data-dir>/kiver.db)')
+    .option('--store <url>', 'sqlite:PATH (default: <data-dir>/kiver.db) or etcd://h1:2379,h2:2379[?ca=F&cert=F&key=F]')
     .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
+    .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s')
     .action(async (o) => {
-      const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, store: o.store });
+      const server = await KiverServer.start({
+        dataDir: o.dataDir, listen: o.listen, store: o.store, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'),
+      });
       onSignal(() => server.close());
       process.stdout.write(`Kiver server at ${server.url}\n  admin token: ${server.tokens.adminTokenFile}\n  join token:  ${server.tokens.joinTokenFile}\n`);
     });

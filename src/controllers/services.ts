@@ -15,12 +15,17 @@ import { K } from '../model/keys.js';
 import { replicaId } from '../model/names.js';
 import type { Service } from '../model/service.js';
 import type { ContainerSpec, Replica, ReplicaStatus } from '../model/replica.js';
-import { emptyAlloc, type NodeAlloc } from '../model/node.js';
+import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
 import { addToAlloc, place, removeFromAlloc, unfit, type Placement, type PlacementRequest } from '../scheduler/placement.js';
 import { metrics } from '../metrics.js';
 
 /** Replicas per placement transaction (etcd allows 128 ops per txn by default). */
 const TXN_BATCH = 32;
+
+/** Wait before moving a replica off a lost node again: 0 for the first move, then 5 s doubling to 5 min. */
+export function rescheduleDelayMs(previousMoves: number): number {
+  return previousMoves === 0 ? 0 : Math.min(5_000 * 2 ** (previousMoves - 1), 300_000);
+}
 
 interface Entry<T> {
   value: T;
@@ -69,6 +74,8 @@ export class ServiceController {
     private readonly log: Logger,
     /** Anti-affine feasible nodes to compare per placement (see scheduler/placement.ts). */
     private readonly placementLimit = 32,
+    /** The leader fence every write carries (see leader.ts); none when running alone in a test. */
+    private readonly fence?: () => Compare | undefined,
   ) {}
 
   start(): void {
@@ -102,8 +109,10 @@ export class ServiceController {
     if (c.key.startsWith(K.services)) this.mark(c.key.slice(K.services.length));
     else if (c.key.startsWith(K.replicas)) this.mark(c.key.slice(K.replicas.length).split('/')[0]);
     else if (c.key.startsWith(K.statuses)) this.mark(c.key.slice(K.statuses.length).split('/')[0]);
-    else if (c.key.startsWith(K.nodes) || c.key.startsWith(K.alives) || (c.key.startsWith(K.allocs) && !c.kv)) {
-      // Capacity or readiness changed: services waiting for a node get another try.
+    else if (c.key.startsWith(K.nodes) || c.key.startsWith(K.alives)) {
+      // Readiness, cordon or drain changed: replicas may have to move, pending ones may fit.
+      this.markAll();
+    } else if (c.key.startsWith(K.allocs) && !c.kv) {
       for (const s of this.pending) this.mark(s);
     }
   }
@@ -167,6 +176,11 @@ export class ServiceController {
 
   /** Runs a txn and mirrors its writes into the cache; false when a compare failed. */
   private async commit(compare: Compare[], ops: Op[]): Promise<boolean> {
+    if (this.fence) {
+      const f = this.fence();
+      if (!f) throw new Error('not the leader; not writing');
+      compare = [...compare, f];
+    }
     const res = await this.store.txn({ compare, success: ops });
     if (!res.succeeded) {
       metrics.commitConflicts.inc();
@@ -212,6 +226,7 @@ export class ServiceController {
       if (!e || (e.value.desired === 'run' && e.value.node === '')) toPlace.push(i);
     }
     for (let i = 0; i < toPlace.length; i += TXN_BATCH) await this.placeBatch(svc, toPlace.slice(i, i + TXN_BATCH), replicas);
+    await this.moveAway(svc, this.replicasOf(name));
     if (this.replicasOf(name).size > 0 && [...this.replicasOf(name).values()].some((e) => e.value.node === '')) this.pending.add(name);
     else this.pending.delete(name);
 
@@ -302,16 +317,93 @@ export class ServiceController {
     }
   }
 
+  private isUp(name: string, r: Replica): boolean {
+    const st = this.statusOf(name, r.ordinal);
+    return st !== undefined && st.uid === r.uid && st.generation === r.generation && st.state === 'running' &&
+      this.nodes.get(r.node)?.ready === true;
+  }
+
+  /**
+   * Replicas on lost nodes are rescheduled (with backoff) unless their service keeps
+   * local data; replicas on draining nodes move one per service at a time (all at
+   * once after the drain deadline). Break-before-make: a replica is one identity.
+   */
+  private async moveAway(svc: Service, replicas: Map<number, Entry<Replica>>): Promise<void> {
+    const name = svc.spec.name;
+    const active = [...replicas.values()].filter((e) => e.value.desired === 'run' && e.value.node !== '' && e.value.ordinal < svc.spec.replicas);
+    for (const e of active) {
+      const r = e.value;
+      const id = replicaId(name, r.ordinal);
+      const cand = this.nodes.get(r.node);
+      const node = this.cache.get<Node>(K.node(r.node));
+      const lost = !cand || !cand.ready;
+      if (!lost && !node?.drain) continue;
+      if (svc.spec.localData) {
+        await this.events.record(`replica/${id}`, 'Warning', lost ? 'BoundToLostNode' : 'DrainBlocked',
+          `replica owns local data on ${r.node}; it stays there until a service-level failover moves it`);
+        continue;
+      }
+      if (lost) {
+        const wait = rescheduleDelayMs(r.reschedule?.count ?? 0) - (Date.now() - Date.parse(r.reschedule?.lastAt ?? '1970-01-01'));
+        if (wait > 0) {
+          setTimeout(() => this.mark(name), wait + 10).unref();
+          continue;
+        }
+        await this.move(svc, e, `node ${r.node} lost`);
+        continue;
+      }
+      const pastDeadline = Date.now() > Date.parse(node!.drain!.deadline);
+      if (!pastDeadline && active.some((o) => o !== e && !this.isUp(name, o.value))) continue;
+      await this.move(svc, e, `node ${r.node} draining`);
+      if (!pastDeadline) return; // at most one replica of this service down at a time
+    }
+  }
+
+  private async move(svc: Service, e: Entry<Replica>, why: string): Promise<void> {
+    const name = svc.spec.name;
+    const r = e.value;
+    const id = replicaId(name, r.ordinal);
+    const req = requestFor(svc);
+    const res = place(this.nodes.candidates(), req, { offset: this.offset++, limit: this.placementLimit });
+    if (!res.ok) {
+      await this.events.record(`replica/${id}`, 'Warning', 'RescheduleFailed', `${why}; no other node fits: ${res.reason}`);
+      return;
+    }
+    const to = res.placement.node;
+    const from = this.allocEntry(r.node);
+    const dest = this.allocEntry(to);
+    const moved: Replica = {
+      ...r,
+      uid: randomUUID(),
+      node: to,
+      generation: svc.generation,
+      spec: containerSpecFor(svc, res.placement),
+      reschedule: { count: (r.reschedule?.count ?? 0) + (why.endsWith('lost') ? 1 : 0), lastAt: new Date().toISOString() },
+    };
+    const ok = await this.commit(
+      [
+        { key: K.replica(name, r.ordinal), modRevision: e.modRevision },
+        { key: K.alloc(r.node), modRevision: from.modRevision },
+        { key: K.alloc(to), modRevision: dest.modRevision },
+      ],
+      [
+        { type: 'put', key: K.replica(name, r.ordinal), value: JSON.stringify(moved) },
+        { type: 'put', key: K.alloc(r.node), value: JSON.stringify(removeFromAlloc(from.value, id, usage(r.spec))) },
+        { type: 'put', key: K.alloc(to), value: JSON.stringify(addToAlloc(dest.value, id, req, res.placement)) },
+      ],
+    );
+    if (!ok) this.conflict(name);
+    metrics.placements.inc();
+    await this.events.record(`replica/${id}`, 'Normal', 'Rescheduled', `${why}: moved from ${r.node} to ${to}`);
+  }
+
   /** Rolling update: moves one replica to the new generation at a time, only while all others run. */
   private async rollOne(svc: Service, replicas: Map<number, Entry<Replica>>): Promise<void> {
     const name = svc.spec.name;
     const active = [...replicas.values()].filter((e) => e.value.desired === 'run' && e.value.ordinal < svc.spec.replicas);
     const outdated = active.filter((e) => e.value.generation < svc.generation);
     if (outdated.length === 0) return;
-    const isUp = (r: Replica) => {
-      const st = this.statusOf(name, r.ordinal);
-      return st !== undefined && st.uid === r.uid && st.generation === r.generation && st.state === 'running';
-    };
+    const isUp = (r: Replica) => this.isUp(name, r);
     // Prefer a replica that is down anyway; then the lowest ordinal.
     const pick = outdated.find((e) => !isUp(e.value) || e.value.node === '') ?? outdated[0];
     const others = active.filter((e) => e !== pick);

@@ -23,6 +23,8 @@ export interface Node {
   memory: number;
   labels: Record<string, string>;
   cordoned: boolean;
+  /** Set by `kiver node drain`: replicas move off, one per service at a time, until the deadline. */
+  drain?: { startedAt: string; deadline: string };
   lease: number;
   registeredAt: string;
   dockerVersion?: string;

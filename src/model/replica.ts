@@ -31,10 +31,15 @@ export interface Replica {
   purge?: boolean;
   /** Why the replica is pending, when it is. */
   pendingReason?: string;
+  /** Moves off lost nodes so far, for exponential backoff. */
+  reschedule?: { count: number; lastAt: string };
   createdAt: string;
 }
 
-export type ReplicaState = 'pending' | 'creating' | 'running' | 'restarting' | 'exited' | 'crashloop' | 'failed' | 'removed';
+export type ReplicaState =
+  | 'pending' | 'creating' | 'running' | 'restarting' | 'exited' | 'crashloop' | 'failed' | 'removed'
+  /** Its node is not ready: nothing is known of the container. */
+  | 'unknown';
 
 /** Stored at /kiver/replica-status/<service>/<ordinal>; written by the agent. */
 export interface ReplicaStatus {

@@ -31,6 +31,9 @@ export const ServiceFields = {
   cpuPolicy: Type.Optional(CpuPolicy),
   memory: Type.Optional(Type.Integer({ minimum: MIN_MEMORY, maximum: MAX_MEMORY, description: 'memory limit in bytes' })),
   replicas: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_REPLICAS })),
+  localData: Type.Optional(Type.Boolean({
+    description: 'replicas own data on their node: never moved automatically when the node is lost or drained',
+  })),
 };
 
 export const ServiceCreate = Type.Object(
@@ -49,6 +52,7 @@ export const ServiceUpdate = Type.Object(
     cpuPolicy: ServiceFields.cpuPolicy,
     memory: ServiceFields.memory,
     replicas: ServiceFields.replicas,
+    localData: ServiceFields.localData,
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -70,6 +74,8 @@ export interface ServiceSpec {
   cpuPolicy: CpuPolicy;
   memory: number;
   replicas: number;
+  /** Replicas are bound to their node (their data lives there). */
+  localData: boolean;
 }
 
 /** Stored at /kiver/services/<name>. */
@@ -111,12 +117,13 @@ export function applyDefaults(c: ServiceCreate): ServiceSpec {
     cpuPolicy: c.cpuPolicy ?? DEFAULTS.cpuPolicy,
     memory: c.memory ?? DEFAULTS.memory,
     replicas: c.replicas ?? DEFAULTS.replicas,
+    localData: c.localData ?? false,
   };
 }
 
 /** Fields whose change needs the containers recreated (everything but the replica count). */
 export function needsRollout(a: ServiceSpec, b: ServiceSpec): boolean {
-  const { replicas: _ra, ...ra } = a;
-  const { replicas: _rb, ...rb } = b;
+  const { replicas: _ra, localData: _la, ...ra } = a;
+  const { replicas: _rb, localData: _lb, ...rb } = b;
   return JSON.stringify(ra) !== JSON.stringify(rb);
 }

@@ -12,6 +12,8 @@ import { NodeIndex } from '../controllers/node-index.js';
 import { ServiceController } from '../controllers/services.js';
 import { EventRecorder } from '../controllers/events.js';
 import { NodeController } from '../controllers/nodes.js';
+import { LeaderElection } from '../controllers/leader.js';
+import { randomUUID } from 'node:crypto';
 import { TokenAuth, bootstrapTokens, type BootstrapTokens } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import { createLogger, type Logger } from '../log.js';
@@ -23,7 +25,10 @@ export interface ServerOptions {
   store?: string;
   /** host:port for the API. Port 0 picks a free one. */
   listen: string;
+  /** Seconds without a heartbeat before a node is NotReady (its lease TTL). */
   nodeLeaseTtl?: number;
+  /** Leader lease TTL in seconds. */
+  leaderTtl?: number;
   log?: Logger;
 }
 
@@ -45,6 +50,7 @@ export class KiverServer {
     readonly url: string,
     private readonly events: EventRecorder,
     private readonly pruneTimer: NodeJS.Timeout,
+    readonly election: LeaderElection,
   ) {}
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
@@ -59,22 +65,35 @@ export class KiverServer {
     await cache.start();
     const events = new EventRecorder(store, log);
     const nodes = new NodeIndex(cache);
-    const controller = new ServiceController(store, cache, nodes, events, log);
+    // Placeholder until the URL is known; the election reads it when it campaigns.
+    const me = { id: randomUUID(), url: '' };
+    const election = new LeaderElection(store, me, log, opts.leaderTtl ?? 10);
+    const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence());
     const nodeController = new NodeController(cache, nodes, events);
-    const app = await buildApi({ store, cache, auth, events, log, nodeLeaseTtl: opts.nodeLeaseTtl ?? 15 });
+    const app = await buildApi({ store, cache, auth, events, log, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30 });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-    controller.start();
-    nodeController.start();
-    const pruneTimer = setInterval(() => void events.prune(), 60_000).unref();
+    me.url = url;
+    // Only the leader runs controllers; every server serves the API.
+    election.on('elected', () => {
+      controller.start();
+      nodeController.start();
+    });
+    election.on('deposed', () => {
+      nodeController.stop();
+      void controller.stop();
+    });
+    await election.start();
+    const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election);
   }
 
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
+    await this.election.stop();
     this.nodeController.stop();
     await this.controller.stop();
     await this.app.close();

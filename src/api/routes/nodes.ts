@@ -14,6 +14,10 @@ const ReplicaQuery = Type.Object(
   { node: Type.Optional(Type.String({ pattern: NODE_NAME })), service: Type.Optional(Type.String({ pattern: SERVICE_NAME })) },
   { additionalProperties: false },
 );
+const DrainBody = Type.Object(
+  { deadlineSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86400, description: 'after this, move the rest at once (default 3600)' })) },
+  { additionalProperties: false },
+);
 const EventQuery = Type.Object(
   {
     object: Type.Optional(Type.String({ pattern: '^[a-z]+/[a-z0-9./-]{1,120}$', description: 'e.g. service/redis' })),
@@ -46,11 +50,36 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       schema: { tags: ['nodes'], summary: cordoned ? 'Stop placing new replicas on a node' : 'Allow placements again', params: NodeParams },
     }, async (req) => {
       const { name } = req.params as { name: string };
-      const n = await updateJson<Node>(store, K.node(name), `node ${name}`, (cur) => ({ ...cur, cordoned }));
+      const n = await updateJson<Node>(store, K.node(name), `node ${name}`, (cur) => {
+        const next: Node = { ...cur, cordoned };
+        if (!cordoned) delete next.drain; // uncordon also ends a drain
+        return next;
+      });
       await ctx.events.record(`node/${name}`, 'Normal', cordoned ? 'Cordoned' : 'Uncordoned', `node ${name} ${verb}ed`);
       return nodeView(n);
     });
   }
+
+  app.post('/v1/nodes/:name/drain', {
+    schema: { tags: ['nodes'], summary: 'Cordon a node and move its replicas off, one per service at a time', params: NodeParams, body: DrainBody },
+  }, async (req) => {
+    const { name } = req.params as { name: string };
+    const deadline = (req.body as { deadlineSeconds?: number }).deadlineSeconds ?? 3600;
+    const now = new Date();
+    const n = await updateJson<Node>(store, K.node(name), `node ${name}`, (cur) => ({
+      ...cur,
+      cordoned: true,
+      drain: { startedAt: now.toISOString(), deadline: new Date(now.getTime() + deadline * 1000).toISOString() },
+    }));
+    await ctx.events.record(`node/${name}`, 'Normal', 'Draining', `node ${name} draining (deadline ${deadline}s)`);
+    return nodeView(n);
+  });
+
+  app.get('/v1/cluster/leader', { schema: { tags: ['cluster'], summary: 'The server that runs the controllers' } }, async () => {
+    const kv = await store.get('/kiver/leader');
+    if (!kv) throw new NotFoundError('no leader elected right now');
+    return JSON.parse(kv.value);
+  });
 
   app.get('/v1/replicas', { schema: { tags: ['replicas'], summary: 'List replicas', querystring: ReplicaQuery } }, async (req) => {
     const q = req.query as { node?: string; service?: string };
