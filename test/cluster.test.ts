@@ -1,0 +1,150 @@
+/**
+ * Node loss, drain and leader fencing on the real server and store, with fake
+ * agents (no containers): what moves, what stays bound, and how many replicas of
+ * a service are ever down at once.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KiverServer } from '../src/server/server.js';
+import { ApiClient } from '../src/api/client.js';
+import { createLogger } from '../src/log.js';
+import type { ServiceView } from '../src/api/views.js';
+import type { NodeView } from '../src/model/node.js';
+import type { KiverEvent } from '../src/model/event.js';
+import { LeaderElection } from '../src/controllers/leader.js';
+import { SqliteStore } from '../src/store/sqlite.js';
+import { FakeAgent } from './harness/fake-agent.js';
+import { until } from './harness/kiver.js';
+
+describe('cluster behaviour with fake agents', () => {
+  let dir: string;
+  let server: KiverServer;
+  let admin: ApiClient;
+  const agents = new Map<string, FakeAgent>();
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kiver-cluster-'));
+    server = await KiverServer.start({ dataDir: dir, listen: '127.0.0.1:0', log: createLogger('test', 'silent'), nodeLeaseTtl: 2 });
+    admin = new ApiClient({ servers: [server.url], token: server.tokens.admin });
+    for (const name of ['n1', 'n2', 'n3', 'n4']) {
+      const a = new FakeAgent(server.url, server.tokens.join, name);
+      await a.start();
+      agents.set(name, a);
+    }
+  });
+  after(async () => {
+    for (const a of agents.values()) a.stop();
+    await server?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const svc = (name: string) => admin.get<ServiceView>(`/v1/services/${name}`);
+  const running = (name: string, n: number) =>
+    until(`${name} has ${n} running`, async () => {
+      const s = await svc(name);
+      return s.status.running === n ? s : false;
+    });
+
+  it('a lost node: stateless replicas move within the grace, local-data replicas stay bound and say so', async () => {
+    await admin.post('/v1/services', { name: 'web', image: 'kiver/busybox', replicas: 3, cpu: 0.5, memory: 2 ** 28 });
+    await admin.post('/v1/services', { name: 'db', image: 'kiver/busybox', replicas: 3, cpu: 0.5, memory: 2 ** 28, localData: true });
+    const web = await running('web', 3);
+    const db = await running('db', 3);
+    // Lose a node that hosts both a web and a db replica.
+    const victim = web.replicas.map((r) => r.node).find((n) => db.replicas.some((d) => d.node === n))!;
+    const lostWeb = web.replicas.find((r) => r.node === victim)!;
+    agents.get(victim)!.stop();
+    const t0 = Date.now();
+    const moved = await until('web replica rescheduled', async () => {
+      const s = await svc('web');
+      const r = s.replicas.find((x) => x.ordinal === lostWeb.ordinal)!;
+      return r.node !== victim && r.state === 'running' ? r : false;
+    }, 15_000);
+    const took = Date.now() - t0;
+    assert.notEqual(moved.uid, lostWeb.uid, 'a new incarnation');
+    assert.ok(took < 2_000 + 10_000, `moved within grace + 10 s (took ${took} ms)`);
+    const nodes = await admin.get<NodeView[]>('/v1/nodes');
+    assert.equal(nodes.find((n) => n.name === victim)!.ready, false);
+    const webNow = await svc('web');
+    assert.equal(new Set(webNow.replicas.map((r) => r.node)).size, 3, 'still spread over distinct nodes');
+    const bound = (await svc('db')).replicas.find((r) => r.node === victim)!;
+    assert.equal(bound.state, 'unknown');
+    assert.match(bound.lastError!, /owns local data and stays bound/);
+    const evs = await admin.get<KiverEvent[]>(`/v1/events?object=node/${victim}`);
+    assert.ok(evs.some((e) => e.reason === 'NodeNotReady'));
+    // The node comes back: the moved replica is no longer assigned to it, the bound one is.
+    const back = new FakeAgent(server.url, server.tokens.join, victim);
+    await back.start();
+    agents.set(victim, back);
+    const assigned = await back.sync();
+    assert.ok(!assigned.some((r) => r.service === 'web' && r.ordinal === lostWeb.ordinal), 'moved replica not assigned to the returning node');
+    assert.ok(assigned.some((r) => r.service === 'db' && r.node === victim));
+    await running('db', 3);
+  });
+
+  it('drain moves every replica off, never more than one replica of a service down at a time', async () => {
+    await admin.post('/v1/services', { name: 'api', image: 'kiver/busybox', replicas: 4, cpu: 0.25, memory: 2 ** 26 });
+    await running('api', 4);
+    const target = 'n1';
+    const before_ = (await admin.get<{ id: string; service: string; desired: string }[]>(`/v1/replicas?node=${target}`)).filter((r) => r.service !== 'db');
+    assert.ok(before_.length > 0);
+    let maxDown = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        for (const name of ['web', 'api']) {
+          const s = await svc(name);
+          maxDown = Math.max(maxDown, s.replicas.filter((r) => r.desired === 'run' && r.state !== 'running').length);
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
+    await admin.post(`/v1/nodes/${target}/drain`, { deadlineSeconds: 600 });
+    await until('drained', async () => {
+      const left = (await admin.get<{ service: string; desired: string }[]>(`/v1/replicas?node=${target}`)).filter((r) => r.desired === 'run' && r.service !== 'db');
+      return left.length === 0;
+    }, 20_000);
+    await running('api', 4);
+    await running('web', 3);
+    sampling = false;
+    await sampler;
+    assert.ok(maxDown <= 1, `at most one replica of a service down at once (saw ${maxDown})`);
+    const n = await admin.get<NodeView>(`/v1/nodes/${target}`);
+    assert.equal(n.cordoned, true);
+    assert.ok(n.alloc.replicas.every((id) => id.startsWith('db/')), `only local-data replicas stay: ${n.alloc.replicas}`);
+    await admin.post(`/v1/nodes/${target}/uncordon`);
+    assert.equal((await admin.get<NodeView>(`/v1/nodes/${target}`)).drain, undefined);
+  });
+});
+
+describe('leader election', () => {
+  it('one leader at a time; a stopped leader hands over and its fence no longer writes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kiver-leader-'));
+    const store = SqliteStore.open(join(dir, 'kiver.db'));
+    const log = createLogger('test', 'silent');
+    const a = new LeaderElection(store, { id: 'a', url: 'http://a' }, log, 2);
+    const b = new LeaderElection(store, { id: 'b', url: 'http://b' }, log, 2);
+    try {
+      await a.start();
+      await b.start();
+      assert.equal(a.isLeader, true);
+      assert.equal(b.isLeader, false);
+      const staleFence = a.fence()!;
+      await a.stop();
+      await until('b elected', async () => b.isLeader, 5_000, 20);
+      assert.equal((await b.leader())?.id, 'b');
+      const res = await store.txn({ compare: [staleFence], success: [{ type: 'put', key: '/kiver/x', value: '1' }] });
+      assert.equal(res.succeeded, false, "a deposed leader's write is fenced off");
+      const ok = await store.txn({ compare: [b.fence()!], success: [{ type: 'put', key: '/kiver/x', value: '1' }] });
+      assert.equal(ok.succeeded, true);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,44 @@
+/**
+ * A stand-in for a node agent that runs no containers: it registers, heartbeats,
+ * and reports every assigned replica running (or removed), so controller behaviour
+ * (node loss, drain) can be tested fast and deterministically. Container behaviour
+ * is tested with the real agent on real Docker elsewhere.
+ */
+import { ApiClient } from '../../src/api/client.js';
+import type { Replica } from '../../src/model/replica.js';
+
+export class FakeAgent {
+  private timers: NodeJS.Timeout[] = [];
+  private client: ApiClient;
+  /** Replica ids reported running, in the order they first came up here. */
+  readonly started: string[] = [];
+
+  constructor(url: string, joinToken: string, readonly name: string, private readonly cpus = 2, private readonly memory = 4 * 1024 ** 3) {
+    this.client = new ApiClient({ servers: [url], token: joinToken });
+  }
+
+  async start(): Promise<void> {
+    await this.client.post('/v1/agent/register', { name: this.name, address: '127.0.0.1', cpus: this.cpus, memory: this.memory });
+    this.timers.push(setInterval(() => void this.client.post('/v1/agent/heartbeat', { node: this.name }).catch(() => {}), 300));
+    this.timers.push(setInterval(() => void this.sync().catch(() => {}), 100));
+  }
+
+  /** Stops heartbeating and syncing: to the server, the node is lost. */
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  async sync(): Promise<Replica[]> {
+    const a = await this.client.get<{ replicas: Replica[] }>(`/v1/agent/assignments?node=${this.name}`);
+    for (const r of a.replicas) if (r.desired === 'run' && !this.started.includes(`${r.service}/${r.ordinal}@${r.uid}`)) this.started.push(`${r.service}/${r.ordinal}@${r.uid}`);
+    await this.client.put('/v1/agent/status', {
+      node: this.name,
+      statuses: a.replicas.map((r) => ({
+        service: r.service, ordinal: r.ordinal, uid: r.uid, generation: r.generation,
+        state: r.desired === 'delete' ? 'removed' : 'running', restartCount: 0,
+      })),
+    });
+    return a.replicas;
+  }
+}
