@@ -10,7 +10,7 @@
  * - The one-time install token and the config-center URL go on the kernel command line.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, InputError } from '../errors.js';
 import { normalizeMac } from './inventory.js';
@@ -133,6 +133,7 @@ export async function writeFileAtomic(path: string, content: string, mode = 0o64
   const tmp = join(dir, `.kiver-tmp-${randomBytes(6).toString('hex')}`);
   const fh = await open(tmp, 'wx', mode);
   try {
+    await fh.chmod(mode); // not narrowed by the umask: TFTP servers often run as nobody
     await fh.writeFile(content);
     await fh.sync();
   } finally {
@@ -194,7 +195,7 @@ export class BootFileWriter {
     }
     for (const f of this.formats) {
       const p = this.pathFor(f, entry.mac);
-      await mkdir(p.slice(0, p.lastIndexOf('/')), { recursive: true });
+      await mkdirReadable(p.slice(0, p.lastIndexOf('/')));
       const content = f === 'pxelinux' ? renderPxelinux(entry) : f === 'grub' ? renderGrub(entry) : renderIpxe(entry);
       await writeFileAtomic(p, content);
     }
@@ -261,6 +262,17 @@ export class BootFileWriter {
       }
     }
     return out;
+  }
+}
+
+/** mkdir -p whose new directories are 0755 whatever the umask (TFTP servers run as nobody). */
+export async function mkdirReadable(dir: string): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (!first) return;
+  let d = dir;
+  while (d.length >= first.length) {
+    await chmod(d, 0o755);
+    d = d.slice(0, d.lastIndexOf('/'));
   }
 }
 

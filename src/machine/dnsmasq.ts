@@ -10,11 +10,11 @@
  * Package: `dnsmasq-base` (the binary without the system service of `dnsmasq`).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdir, stat } from 'node:fs/promises';
+import { chmod, copyFile, stat } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { STATIC_MARKER, writeFileAtomic } from './bootfiles.js';
+import { STATIC_MARKER, mkdirReadable, writeFileAtomic } from './bootfiles.js';
 
 export type PxeMode = 'pxelinux' | 'ipxe';
 
@@ -81,7 +81,9 @@ export function generateDnsmasqConfig(o: DnsmasqConfigOptions): string {
   if (o.leaseFile) lines.push(`dhcp-leasefile=${checkValue('leaseFile', o.leaseFile)}`);
   if (o.pidFile) lines.push(`pid-file=${checkValue('pidFile', o.pidFile)}`);
   if (o.logDhcp) lines.push('log-dhcp');
-  lines.push('', '# TFTP: boot loaders and per-MAC boot files', 'enable-tftp', `tftp-root=${checkValue('tftpRoot', o.tftpRoot)}`, 'tftp-secure');
+  // No tftp-secure: dnsmasq drops to "nobody", and tftp-secure would then serve only
+  // files owned by nobody. Kiver writes world-readable files (0644, dirs 0755) instead.
+  lines.push('', '# TFTP: boot loaders and per-MAC boot files', 'enable-tftp', `tftp-root=${checkValue('tftpRoot', o.tftpRoot)}`);
 
   lines.push(
     '',
@@ -167,9 +169,7 @@ async function exists(p: string): Promise<boolean> {
  */
 export async function prepareTftpRoot(o: TftpRootOptions): Promise<string[]> {
   const done: string[] = [];
-  await mkdir(join(o.tftpRoot, 'pxelinux.cfg'), { recursive: true });
-  await mkdir(join(o.tftpRoot, 'ipxe'), { recursive: true });
-  await mkdir(join(o.tftpRoot, 'grub'), { recursive: true });
+  for (const d of ['pxelinux.cfg', 'ipxe', 'grub']) await mkdirReadable(join(o.tftpRoot, d));
   const copies: [string, string, boolean][] =
     o.mode === 'pxelinux'
       ? [
@@ -186,6 +186,7 @@ export async function prepareTftpRoot(o: TftpRootOptions): Promise<string[]> {
       continue;
     }
     await copyFile(src, join(o.tftpRoot, name));
+    await chmod(join(o.tftpRoot, name), 0o644);
     done.push(join(o.tftpRoot, name));
   }
   await writeFileAtomic(join(o.tftpRoot, 'pxelinux.cfg', 'default'), PXELINUX_DEFAULT);
