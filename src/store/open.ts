@@ -19,8 +19,9 @@ export async function openStore(url: string): Promise<Store> {
   }
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
   if (scheme === 'etcd' || scheme === 'etcds') {
-    parseEtcdUrl(url);
-    throw new InputError('the etcd store backend is not built yet; use sqlite:PATH', FIELD);
+    const opts = parseEtcdUrl(url);
+    const { EtcdStore } = await import('./etcd.js');
+    return EtcdStore.open(opts);
   }
   let path: string;
   if (scheme === 'sqlite') path = url.slice('sqlite:'.length);
