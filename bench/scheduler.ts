@@ -65,7 +65,7 @@ async function run(label: string, limit: number) {
   for (let i = 0; i < SERVICES; i++) {
     const name = `svc-${i}`;
     const svc: Service = {
-      spec: { name, image: 'kiver/busybox', command: [], env: {}, ports: [{ container: 8080 }], cpu: 1, cpuPolicy: 'shares', memory: 2 ** 30, replicas: REPLICAS, localData: false },
+      spec: { name, image: 'kiver/busybox', command: [], env: {}, secretEnv: {}, ports: [{ container: 8080 }], cpu: 1, cpuPolicy: 'shares', memory: 2 ** 30, replicas: REPLICAS, localData: false },
       uid: randomUUID(), generation: 1, createdAt: now, updatedAt: now,
     };
     await store.txn({ compare: [{ key: K.service(name), modRevision: 0 }], success: [{ type: 'put', key: K.service(name), value: JSON.stringify(svc) }] });

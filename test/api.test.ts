@@ -117,6 +117,24 @@ describe('API', () => {
     });
   }
 
+  it('secret env is encrypted at rest, never returned, and opened only for the agent of its node', async () => {
+    const secret = 'p@ss"w0rd\\with-quotes';
+    const created = await admin.post<ServiceView>('/v1/services', { name: 'sec', image: 'kiver/busybox', replicas: 1, cpu: 0.1, memory: 2 ** 26, secretEnv: { DB_PASSWORD: secret } });
+    assert.deepEqual(created.spec.secretEnv, { DB_PASSWORD: '(set)' });
+    const got = await admin.get<ServiceView>('/v1/services/sec');
+    assert.ok(!JSON.stringify(got).includes(secret), 'API never returns the value');
+    const raw = (await server.store.list('/kiver/')).kvs.map((kv) => kv.value).join('\n');
+    assert.ok(!raw.includes('p@ss'), 'store holds no plaintext');
+    const node = await until('placed', async () => (await admin.get<ServiceView>('/v1/services/sec')).replicas[0]?.node);
+    const a = await agent.get<{ replicas: { spec: { secretEnv?: Record<string, string> } }[] }>(`/v1/agent/assignments?node=${node}`);
+    assert.equal(a.replicas.find((r) => r.spec.secretEnv?.DB_PASSWORD)?.spec.secretEnv?.DB_PASSWORD, secret);
+    await admin.delete('/v1/services/sec');
+    await until('sec deleted', async () => {
+      await fakeAgents();
+      return (await admin.get<ServiceView[]>('/v1/services')).every((s) => s.name !== 'sec');
+    });
+  });
+
   it('409 for a duplicate service, 404 for an unknown one', async () => {
     await admin.post('/v1/services', { name: 'dup', image: 'kiver/busybox', replicas: 0 });
     assert.equal((await raw('POST', '/v1/services', '{"name":"dup","image":"kiver/busybox"}')).status, 409);

@@ -36,7 +36,7 @@ describe('service lifecycle on real Docker', () => {
     }, 60_000);
 
   it('creates a 3-replica service whose containers run with Kiver labels, mounts and limits', async () => {
-    const created = await k.cli('service', 'create', 'web', '--image', IMAGE, '--cmd', CMD[2], '--cpu', '0.25', '--memory', '64m', '--port', '8080', '--env', 'GREETING=hi');
+    const created = await k.cli('service', 'create', 'web', '--image', IMAGE, '--cmd', CMD[2], '--cpu', '0.25', '--memory', '64m', '--port', '8080', '--env', 'GREETING=hi', '--secret-env', 'TOKEN=s3cret');
     assert.equal(created.code, 0, created.stderr);
     const s = await allRunning('web', 3);
     assert.deepEqual(s.replicas.map((r) => r.ordinal), [0, 1, 2]);
@@ -52,6 +52,7 @@ describe('service lifecycle on real Docker', () => {
       assert.equal(info.HostConfig.Memory, 64 * 1024 * 1024);
       assert.equal(info.HostConfig.CpuShares, 256);
       assert.ok(info.Config.Env.includes('GREETING=hi'));
+      assert.ok(info.Config.Env.includes('TOKEN=s3cret'), 'secret env reaches the container');
       assert.ok(info.HostConfig.Binds?.includes(`${join(k.dataRoot, 'web', String(r.ordinal))}:/data`));
       assert.ok(info.HostConfig.Binds?.includes(`${join(k.logRoot, 'web', String(r.ordinal))}:/log`));
       await until('boot line written', async () => existsSync(join(k.dataRoot, 'web', String(r.ordinal), 'boots')));

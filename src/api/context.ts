@@ -4,6 +4,7 @@ import type { StoreCache } from '../controllers/cache.js';
 import type { EventRecorder } from '../controllers/events.js';
 import type { TokenAuth, Role } from './auth.js';
 import type { Logger } from '../log.js';
+import type { SecretBox } from '../secrets.js';
 
 /** What route modules get; nothing else reaches them. */
 export interface ApiContext {
@@ -12,6 +13,7 @@ export interface ApiContext {
   auth: TokenAuth;
   events: EventRecorder;
   log: Logger;
+  secrets: SecretBox;
   /** Lease TTL (s) for agent heartbeats. */
   nodeLeaseTtl: number;
 }

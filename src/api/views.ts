@@ -3,6 +3,7 @@ import type { Store } from '../store/store.js';
 import { K } from '../model/keys.js';
 import { listJson } from '../store/json.js';
 import type { Service } from '../model/service.js';
+import { maskEnv } from '../secrets.js';
 import type { Replica, ReplicaStatus, ReplicaView } from '../model/replica.js';
 
 export function replicaView(r: Replica, st: ReplicaStatus | undefined, nodeReady = true, localData = false): ReplicaView {
@@ -73,7 +74,7 @@ export function serviceView(svc: Service, replicas: ReplicaView[]): ServiceView 
     createdAt: svc.createdAt,
     updatedAt: svc.updatedAt,
     deleting: Boolean(svc.deleting),
-    spec: svc.spec,
+    spec: { ...svc.spec, secretEnv: maskEnv(svc.spec.secretEnv) },
     status: {
       desired: svc.deleting ? 0 : svc.spec.replicas,
       running: active.filter((r) => r.state === 'running').length,

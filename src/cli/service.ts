@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
 import { age, format, formatBytes, parseBytes, print, table } from './output.js';
 import { InputError, UnavailableError } from '../errors.js';
@@ -7,12 +8,27 @@ import type { ReplicaView } from '../model/replica.js';
 
 const collect = (v: string, acc: string[]) => [...acc, v];
 
-function parseEnv(pairs: string[]): Record<string, string> {
+function parseEnv(pairs: string[], flag = 'env'): Record<string, string> {
   const env: Record<string, string> = {};
   for (const p of pairs) {
     const i = p.indexOf('=');
-    if (i <= 0) throw new InputError(`--env: expected KEY=VALUE, got "${p}"`, 'env');
+    if (i <= 0) throw new InputError(`--${flag}: expected KEY=VALUE, got "${p}"`, flag);
     env[p.slice(0, i)] = p.slice(i + 1);
+  }
+  return env;
+}
+
+/** KEY=VALUE or KEY=@FILE (keeps the value out of the process list and shell history). */
+function parseSecretEnv(pairs: string[]): Record<string, string> {
+  const env = parseEnv(pairs, 'secret-env');
+  for (const [k, v] of Object.entries(env)) {
+    if (v.startsWith('@')) {
+      try {
+        env[k] = readFileSync(v.slice(1), 'utf8').replace(/\n$/, '');
+      } catch (err) {
+        throw new InputError(`--secret-env ${k}: cannot read ${v.slice(1)} (${(err as NodeJS.ErrnoException).code})`, 'secret-env');
+      }
+    }
   }
   return env;
 }
@@ -67,12 +83,13 @@ function detail(s: ServiceView): string {
     `CPU:         ${s.spec.cpu} (${s.spec.cpuPolicy})`,
     `Memory:      ${formatBytes(s.spec.memory)}`,
     `Env:         ${Object.keys(s.spec.env).join(', ') || '-'}`,
+    `Secret env:  ${Object.keys(s.spec.secretEnv ?? {}).join(', ') || '-'} (values never shown)`,
     `Ports:       ${s.spec.ports.map((p) => `${p.host ? `${p.host}:` : ''}${p.container}/${p.protocol ?? 'tcp'}`).join(', ') || '-'}`,
     s.deleting ? 'Status:      deleting' : '',
     '',
     replicaTable(s.replicas),
   ];
-  return lines.filter((l, i) => l !== '' || i === 9).join('\n');
+  return lines.filter((l, i) => l !== '' || i === 10).join('\n');
 }
 
 /** Polls until every desired replica runs at the current generation (or the deadline passes). */
@@ -106,6 +123,7 @@ export function registerService(program: Command): void {
     .option('--cpu-policy <policy>', 'shares | cpuset | quota', 'shares')
     .option('--memory <size>', 'memory limit per replica, e.g. 512m', '256m')
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
+    .option('--secret-env <KEY=VALUE|KEY=@FILE>', 'secret variable, encrypted at rest, never shown (repeatable)', collect, [])
     .option('--port <[host:]container>', 'port to publish (repeatable); host port chosen by Kiver if omitted', collect, [])
     .option('--local-data', 'replicas own data on their node: never moved when the node is lost or drained')
     .option('--wait', 'wait until every replica runs')
@@ -117,6 +135,7 @@ export function registerService(program: Command): void {
         image: o.image,
         ...(o.cmd ? { command: ['/bin/sh', '-c', o.cmd] } : {}),
         env: parseEnv(o.env),
+        secretEnv: parseSecretEnv(o.secretEnv),
         ports: parsePorts(o.port),
         cpu: parseNumber(o.cpu, 'cpu'),
         cpuPolicy: o.cpuPolicy,
@@ -156,6 +175,7 @@ export function registerService(program: Command): void {
     .option('--cpu-policy <policy>', 'shares | cpuset | quota')
     .option('--memory <size>', 'memory limit per replica')
     .option('--env <KEY=VALUE>', 'replace the environment (repeatable)', collect, [])
+    .option('--secret-env <KEY=VALUE|KEY=@FILE>', 'replace the secret variables (repeatable)', collect, [])
     .option('--wait', 'wait until the rollout finishes')
     .option('--timeout <seconds>', 'with --wait', '300')
     .action(async (name: string, o, cmd: Command) => {
@@ -166,6 +186,7 @@ export function registerService(program: Command): void {
       if (o.cpuPolicy) patch.cpuPolicy = o.cpuPolicy;
       if (o.memory) patch.memory = parseBytes(o.memory);
       if (o.env.length) patch.env = parseEnv(o.env);
+      if (o.secretEnv.length) patch.secretEnv = parseSecretEnv(o.secretEnv);
       if (Object.keys(patch).length === 0) throw new InputError('nothing to update: give at least one of --image, --cmd, --cpu, --cpu-policy, --memory, --env');
       let s = await clientFromEnv().patch<ServiceView>(`/v1/services/${encodeURIComponent(name)}`, patch);
       if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');

@@ -43,6 +43,7 @@ export function containerSpecFor(svc: Service, p: Placement): ContainerSpec {
     image: s.image,
     command: s.command,
     env: s.env,
+    secretEnv: s.secretEnv ?? {},
     ports: s.ports.map((port, i) => ({ container: port.container, host: p.hostPorts[i], protocol: port.protocol ?? 'tcp' })),
     cpu: s.cpu,
     cpuPolicy: s.cpuPolicy,

@@ -5,6 +5,8 @@ export interface ContainerSpec {
   image: string;
   command: string[];
   env: Record<string, string>;
+  /** Sealed in the store; the assignments route opens it for the agent only. */
+  secretEnv?: Record<string, string>;
   ports: { container: number; host: number; protocol: 'tcp' | 'udp' }[];
   cpu: number;
   cpuPolicy: CpuPolicy;

@@ -26,6 +26,10 @@ export const ServiceFields = {
   image: Type.String({ pattern: IMAGE_REF, maxLength: 255, description: 'image reference, e.g. kiver/redis:latest' }),
   command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 })),
   env: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME }), Type.String({ maxLength: 32768 }), { maxProperties: 256, additionalProperties: false })),
+  secretEnv: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME }), Type.String({ maxLength: 32768 }), {
+    maxProperties: 64, additionalProperties: false,
+    description: 'environment variables encrypted at rest and never returned by the API (passwords, keys)',
+  })),
   ports: Type.Optional(Type.Array(PortSpec, { maxItems: 32 })),
   cpu: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1024, description: 'CPU cores' })),
   cpuPolicy: Type.Optional(CpuPolicy),
@@ -47,6 +51,7 @@ export const ServiceUpdate = Type.Object(
     image: Type.Optional(ServiceFields.image),
     command: ServiceFields.command,
     env: ServiceFields.env,
+    secretEnv: ServiceFields.secretEnv,
     ports: ServiceFields.ports,
     cpu: ServiceFields.cpu,
     cpuPolicy: ServiceFields.cpuPolicy,
@@ -69,6 +74,8 @@ export interface ServiceSpec {
   image: string;
   command: string[];
   env: Record<string, string>;
+  /** name → AES-256-GCM envelope (see secrets.ts); plaintext exists only on its way to the agent. */
+  secretEnv: Record<string, string>;
   ports: PortSpec[];
   cpu: number;
   cpuPolicy: CpuPolicy;
@@ -106,12 +113,14 @@ export function checkServiceSpec(spec: ServiceSpec): [string, string] | undefine
   return undefined;
 }
 
+/** Defaults applied; secretEnv still plaintext here — the API seals it before storing. */
 export function applyDefaults(c: ServiceCreate): ServiceSpec {
   return {
     name: c.name,
     image: c.image,
     command: c.command ?? [],
     env: c.env ?? {},
+    secretEnv: c.secretEnv ?? {},
     ports: c.ports ?? [],
     cpu: c.cpu ?? DEFAULTS.cpu,
     cpuPolicy: c.cpuPolicy ?? DEFAULTS.cpuPolicy,

@@ -3,7 +3,7 @@
  * `kiver server` runs this alone; `kiver up` runs it beside an agent.
  */
 import type { FastifyInstance } from 'fastify';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import type { Store } from '../store/store.js';
 import { openStore } from '../store/open.js';
@@ -18,6 +18,7 @@ import { TokenAuth, bootstrapTokens, type BootstrapTokens } from '../api/auth.js
 import { buildApi } from '../api/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { InputError } from '../errors.js';
+import { SecretBox, SERVICE_SECRET_KEY_FILE } from '../secrets.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -27,6 +28,8 @@ export interface ServerOptions {
   listen: string;
   /** Seconds without a heartbeat before a node is NotReady (its lease TTL). */
   nodeLeaseTtl?: number;
+  /** Key file for service secrets; servers of one cluster must share it. Default <dataDir>/service-secrets.key. */
+  secretKeyFile?: string;
   /** Leader lease TTL in seconds. */
   leaderTtl?: number;
   log?: Logger;
@@ -70,7 +73,10 @@ export class KiverServer {
     const election = new LeaderElection(store, me, log, opts.leaderTtl ?? 10);
     const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence());
     const nodeController = new NodeController(cache, nodes, events);
-    const app = await buildApi({ store, cache, auth, events, log, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30 });
+    const secrets = opts.secretKeyFile
+      ? await SecretBox.loadOrCreate(dirname(opts.secretKeyFile), basename(opts.secretKeyFile))
+      : await SecretBox.loadOrCreate(opts.dataDir, SERVICE_SECRET_KEY_FILE);
+    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30 });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;

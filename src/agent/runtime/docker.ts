@@ -155,7 +155,7 @@ export class DockerRuntime {
       Image: spec.image,
       Cmd: spec.command.length > 0 ? spec.command : undefined,
       Env: [
-        ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+        ...Object.entries({ ...spec.env, ...spec.secretEnv }).map(([k, v]) => `${k}=${v}`),
         `KIVER_SERVICE=${r.service}`,
         `KIVER_ORDINAL=${r.ordinal}`,
         `KIVER_REPLICA=${replicaId(r.service, r.ordinal)}`,

@@ -14,6 +14,7 @@ import { NodeRegister, type Node } from '../../model/node.js';
 import type { Replica, ReplicaStatus } from '../../model/replica.js';
 import { getJson } from '../../store/json.js';
 import { NotFoundError } from '../../errors.js';
+import { openEnv } from '../../secrets.js';
 
 const StatusItem = Type.Object(
   {
@@ -147,6 +148,8 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     for (const kv of cache.all(K.replicas)) {
       const r = JSON.parse(kv.value) as Replica;
       if (r.node !== q.node) continue;
+      // Secrets leave the store sealed and are opened only for the node that runs them.
+      if (r.spec.secretEnv && Object.keys(r.spec.secretEnv).length > 0) r.spec.secretEnv = openEnv(ctx.secrets, r.service, r.spec.secretEnv);
       // The last reported restart count lets a restarted agent continue counting.
       const st = cache.get<ReplicaStatus>(K.status(r.service, r.ordinal));
       replicas.push(st && st.uid === r.uid && st.generation === r.generation ? { ...r, lastRestartCount: st.restartCount } : r);

@@ -11,6 +11,7 @@ import {
 import { createJson, getJson, listJson, updateJson } from '../../store/json.js';
 import { InputError, NotFoundError } from '../../errors.js';
 import { replicaViews, serviceView } from '../views.js';
+import { sealEnv } from '../../secrets.js';
 
 const NameParams = Type.Object({ name: Type.String({ pattern: SERVICE_NAME }) }, { additionalProperties: false });
 const DeleteQuery = Type.Object({ purge: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
@@ -32,6 +33,7 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/services', { schema: { tags: ['services'], summary: 'Create a service', body: ServiceCreate } }, async (req, reply) => {
     const spec = applyDefaults(req.body as ServiceCreate);
     check(spec);
+    spec.secretEnv = sealEnv(ctx.secrets, spec.name, spec.secretEnv);
     const now = new Date().toISOString();
     const svc: Service = { spec, uid: randomUUID(), generation: 1, createdAt: now, updatedAt: now };
     await createJson(store, K.service(spec.name), svc, `service ${spec.name}`);
@@ -61,6 +63,7 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (svc.deleting) throw new InputError(`service ${name} is being deleted`, 'name');
       const spec: ServiceSpec = { ...svc.spec, ...patch } as ServiceSpec;
       check(spec);
+      if (patch.secretEnv) spec.secretEnv = sealEnv(ctx.secrets, name, patch.secretEnv);
       const generation = needsRollout(svc.spec, spec) ? svc.generation + 1 : svc.generation;
       return { ...svc, spec, generation, updatedAt: new Date().toISOString() };
     });
