@@ -14,7 +14,8 @@ import type { Replica, ReplicaState } from '../model/replica.js';
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
-import { metrics } from '../metrics.js';
+import { metrics, registry } from '../metrics.js';
+import { LogGuard } from '../guard/index.js';
 
 export interface AgentOptions extends Roots {
   servers: string[];
@@ -28,6 +29,8 @@ export interface AgentOptions extends Roots {
   resyncMs?: number;
   cpus?: number;
   memory?: number;
+  /** The log guard: links every file under logRoot into this flat dir for the shipper; false = off. */
+  guardOut?: string | false;
 }
 
 interface StatusReport {
@@ -69,6 +72,7 @@ export class Agent {
   private readonly restartBase = new Map<string, number>();
   private readonly loops: Promise<void>[] = [];
   private pollAbort = new AbortController();
+  private guard?: LogGuard;
   /** Resolves after the first full reconcile (tests and `kiver up` wait on it). */
   readonly firstSync: Promise<void>;
   private firstSyncDone!: () => void;
@@ -82,6 +86,12 @@ export class Agent {
 
   async start(): Promise<void> {
     await this.runtime.ping();
+    if (this.opts.guardOut !== false) {
+      this.guard = new LogGuard({
+        root: this.opts.logRoot, out: this.opts.guardOut ?? `${this.opts.logRoot}/.shipper`, registry, logger: this.log,
+      });
+      await this.guard.start();
+    }
     this.running = true;
     await this.register();
     this.dockerEvents = await this.runtime.events((action) => {
@@ -99,6 +109,7 @@ export class Agent {
     this.dockerEvents?.stop();
     await Promise.allSettled(this.loops);
     while (this.reconciling) await new Promise((r) => setTimeout(r, 10));
+    await this.guard?.stop();
   }
 
   private async register(): Promise<void> {

@@ -45,7 +45,9 @@ const agentOptions = (c: Command) =>
   c.option('--node <name>', 'node name', defaultNodeName())
     .option('--address <addr>', 'address clients use to reach published ports')
     .option('--data-root <dir>', 'host directory for replica data', '/app/data')
-    .option('--log-root <dir>', 'host directory for replica logs', '/app/log');
+    .option('--log-root <dir>', 'host directory for replica logs', '/app/log')
+    .option('--guard-out <dir>', 'flat directory the log guard links every log file into (default <log-root>/.shipper)')
+    .option('--no-guard', 'do not run the log guard in the agent');
 
 export function registerUp(program: Command): void {
   agentOptions(
@@ -65,7 +67,7 @@ export function registerUp(program: Command): void {
     const clientFile = writeClientFile({ servers: [server.url], tokenFile: server.tokens.adminTokenFile });
     const agent = new Agent({
       servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1',
-      dataRoot: o.dataRoot, logRoot: o.logRoot, log,
+      dataRoot: o.dataRoot, logRoot: o.logRoot, log, guardOut: o.guard === false ? false : o.guardOut,
     });
     await agent.start();
     onSignal(async () => {
@@ -115,7 +117,7 @@ export function registerUp(program: Command): void {
     await ensureRoot(o.logRoot, '--log-root');
     const agent = new Agent({
       servers: String(o.server).split(','), token, node: checkNodeName(o.node), address: o.address ?? '127.0.0.1',
-      dataRoot: o.dataRoot, logRoot: o.logRoot,
+      dataRoot: o.dataRoot, logRoot: o.logRoot, guardOut: o.guard === false ? false : o.guardOut,
     });
     await agent.start();
     onSignal(() => agent.stop());
