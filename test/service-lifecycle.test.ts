@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KiverProcess, until } from './harness/kiver.js';
 import type { ServiceView } from '../src/api/views.js';
@@ -13,7 +13,7 @@ import type { KiverEvent } from '../src/model/event.js';
 
 const IMAGE = 'kiver/busybox:latest';
 // Each start appends a line to /data/boots: the file shows restarts and data survival.
-const CMD = ['/bin/sh', '-c', 'echo "$KIVER_REPLICA $(date +%s%N)" >> /data/boots; exec sleep 100000'];
+const CMD = ['/bin/sh', '-c', 'echo "$KIVER_REPLICA $(date +%s%N)" >> /data/boots; mkdir -p /log/app/2026; echo up >> /log/app/2026/main.log; exec sleep 100000'];
 
 describe('service lifecycle on real Docker', () => {
   let k: KiverProcess;
@@ -56,6 +56,14 @@ describe('service lifecycle on real Docker', () => {
       assert.ok(info.HostConfig.Binds?.includes(`${join(k.dataRoot, 'web', String(r.ordinal))}:/data`));
       assert.ok(info.HostConfig.Binds?.includes(`${join(k.logRoot, 'web', String(r.ordinal))}:/log`));
       await until('boot line written', async () => existsSync(join(k.dataRoot, 'web', String(r.ordinal), 'boots')));
+    }
+    // The agent's log guard links each replica's nested log file into the flat shipper dir.
+    const shipper = join(k.logRoot, '.shipper');
+    await until('log links', async () => readdirSync(shipper).filter((f) => f.startsWith('web.')).length === 3);
+    for (const r of s.replicas) {
+      const link = readdirSync(shipper).find((f) => f.startsWith(`web.${r.ordinal}.`))!;
+      assert.match(link, /main\.log$/);
+      assert.equal(readFileSync(join(shipper, link), 'utf8'), 'up\n');
     }
     const ls = await k.cli('service', 'ls');
     assert.match(ls.stdout, /^web\s+kiver\/busybox:latest\s+3\/3/m);
