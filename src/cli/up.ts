@@ -96,10 +96,11 @@ export function registerUp(program: Command): void {
     .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
     .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s')
     .option('--secret-key-file <file>', 'key for service secrets; every server of a cluster needs the same one (default <data-dir>/service-secrets.key)')
+    .option('--leader-ttl <duration>', 'leader lease TTL: a dead leader is replaced after at most this long', '10s')
     .action(async (o) => {
       const server = await KiverServer.start({
         dataDir: o.dataDir, listen: o.listen, store: o.store, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'),
-        secretKeyFile: o.secretKeyFile,
+        secretKeyFile: o.secretKeyFile, leaderTtl: parseDuration(o.leaderTtl, 'leader-ttl'),
       });
       onSignal(() => server.close());
       process.stdout.write(`Kiver server at ${server.url}\n  admin token: ${server.tokens.adminTokenFile}\n  join token:  ${server.tokens.joinTokenFile}\n`);

@@ -13,8 +13,8 @@ export class FakeAgent {
   /** Replica ids reported running, in the order they first came up here. */
   readonly started: string[] = [];
 
-  constructor(url: string, joinToken: string, readonly name: string, private readonly cpus = 2, private readonly memory = 4 * 1024 ** 3) {
-    this.client = new ApiClient({ servers: [url], token: joinToken });
+  constructor(url: string | string[], joinToken: string, readonly name: string, private readonly cpus = 2, private readonly memory = 4 * 1024 ** 3) {
+    this.client = new ApiClient({ servers: Array.isArray(url) ? url : [url], token: joinToken, timeoutMs: 3000 });
   }
 
   async start(): Promise<void> {

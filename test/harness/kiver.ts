@@ -42,6 +42,38 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
   }
 }
 
+/** A `kiver server` child process (for HA tests: several share one etcd). */
+export class ServerProcess {
+  proc?: ChildProcess;
+  output = '';
+  constructor(readonly dataDir: string, readonly port: number, readonly store: string, readonly extra: string[] = []) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    this.output = '';
+    this.proc = spawn(process.execPath, [
+      KIVER_BIN, 'server', '--data-dir', this.dataDir, '--store', this.store, '--listen', `127.0.0.1:${this.port}`, ...this.extra,
+    ], { env: { ...process.env, KIVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc.stdout!.on('data', (d) => (this.output += d));
+    this.proc.stderr!.on('data', (d) => (this.output += d));
+    await until(`kiver server on ${this.port} (output: ${this.output})`, async () => {
+      if (this.proc!.exitCode !== null) throw new Error(this.output);
+      return (await fetch(`${this.url}/healthz`)).ok;
+    }, 30_000);
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const p = this.proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    await exited;
+  }
+}
+
 export class KiverProcess {
   proc?: ChildProcess;
   output = '';
