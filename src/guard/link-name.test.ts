@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeLinkName, display, isHashedName, linkNameFor, toBuf, utf8Bytes } from './link-name.js';
+import { decodeLinkName, display, isHashedName, linkNameFor, plainChildName, plainDirPrefix, toBuf, utf8Bytes } from './link-name.js';
 
 /** Name for a UTF-8 path, shown as UTF-8 (both sides are byte strings inside). */
 const nameOf = (rel: string, maxNameBytes?: number) => display(linkNameFor(utf8Bytes(rel), { maxNameBytes }));
@@ -106,6 +106,29 @@ describe('link names: length limit', () => {
   });
 });
 
+describe('link names: the per-directory fast path', () => {
+  it('gives exactly what linkNameFor gives, or declines', () => {
+    const dirs = ['svc/0', 'svc/0/a/b', 'svc/12/x y', 'a-b_c/3/logs', 'svc/x', 'svc', '-x/0', 'svc/0/a~b', 'svc/0/%', 'svc/0/' + 'd'.repeat(240)];
+    const names = ['app.log', 'x', '.hidden', '-rf', 'trailing ', 'a~b', '100%', 'a\nb', 'é', 'f'.repeat(60)];
+    let fast = 0;
+    for (const d of dirs) {
+      const prefix = plainDirPrefix(d);
+      for (const n of names) {
+        const got = prefix === null ? null : plainChildName(prefix, utf8Bytes(n));
+        if (got !== null) {
+          fast++;
+          assert.equal(got, linkNameFor(utf8Bytes(`${d}/${n}`)), `${d} + ${n}`);
+        }
+      }
+    }
+    assert.ok(fast > 20, `fast path used ${fast} times`);
+    assert.equal(plainDirPrefix('svc/0/a/b'), 'svc.0.a~b~');
+    assert.equal(plainDirPrefix('svc/0'), 'svc.0.');
+    assert.equal(plainDirPrefix('svc'), null);
+    assert.equal(plainDirPrefix('svc/0/a~b'), null);
+  });
+});
+
 describe('link names: injectivity', () => {
   it('decodeLinkName inverts every unhashed name', () => {
     for (const rel of ['svc/0/a/b.log', 'agent.log', 'kiver.1.log', '-rf/x', 'svc/0/a\nb', 'x ', 'a~b/c%d']) {
@@ -143,6 +166,10 @@ describe('link names: injectivity', () => {
       if (seen.has(`p:${rel}`)) continue;
       seen.set(`p:${rel}`, '');
       const name = linkNameFor(rel);
+      const slash = rel.lastIndexOf('/');
+      const prefix = slash < 0 ? null : plainDirPrefix(rel.slice(0, slash));
+      const viaPrefix = prefix === null ? null : plainChildName(prefix, rel.slice(slash + 1));
+      if (viaPrefix !== null) assert.equal(viaPrefix, name, `fast path for ${JSON.stringify(rel)}`);
       const prior = seen.get(`n:${name}`);
       assert.equal(prior, undefined, `collision: ${JSON.stringify(rel)} and ${JSON.stringify(prior)} → ${JSON.stringify(name)}`);
       seen.set(`n:${name}`, rel);

@@ -24,12 +24,14 @@ import { performance } from 'node:perf_hooks';
 import { Registry } from 'prom-client';
 import { InputError } from '../errors.js';
 import { readInotifyLimits, watchLimitMessage } from './inotify-limits.js';
-import { display, fromBuf, linkNameFor, toBuf, DEFAULT_MAX_NAME_BYTES } from './link-name.js';
+import { display, fromBuf, linkNameFor, plainChildName, plainDirPrefix, toBuf, DEFAULT_MAX_NAME_BYTES } from './link-name.js';
 import { GuardMetrics, type ErrorKind, type RemoveReason, type RescanReason } from './metrics.js';
 import { checkOutDir, entryKind, isGuardLink, targetRel, type EntryKind } from './safety.js';
 
 /** The subset of a pino logger the guard uses. */
 export interface GuardLogger {
+  /** pino's; when present, debug lines are built only if they will be written. */
+  isLevelEnabled?(level: string): boolean;
   debug(obj: object, msg?: string): void;
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
@@ -103,6 +105,10 @@ class DirNode {
   readonly dirs = new Map<string, DirNode>();
   watcher: fs.FSWatcher | null = null;
   removed = false;
+  /** Link-name prefix of the children (plainDirPrefix), null when names need the full encoder; computed once. */
+  linkPrefix: string | null | undefined = undefined;
+  /** What a child's symlink target starts with; computed once. */
+  targetPrefix: string | undefined = undefined;
   constructor(
     readonly parent: DirNode | null,
     readonly name: string,
@@ -146,7 +152,7 @@ export class LogGuard extends EventEmitter {
   private outIno = -1;
   private outDev = -1;
   private root: DirNode | null = null;
-  private readonly links = new Map<string, string>(); // link name → rel
+  private readonly links = new Map<string, DirNode>(); // link name → directory of the file it names
   private watchCount = 0;
   private dirCount = 0;
   private readonly unwatched = new Set<DirNode>();
@@ -164,6 +170,7 @@ export class LogGuard extends EventEmitter {
   private rootOnSystemFs = false;
   private lastReconcile: ReconcileSummary | null = null;
   private outListing: Set<string> | null = null;
+  private readonly debugOn: boolean;
   private readonly warnBudget = new Map<string, { windowStart: number; count: number }>();
 
   constructor(options: LogGuardOptions) {
@@ -189,6 +196,7 @@ export class LogGuard extends EventEmitter {
     this.overflowFromOptions = options.overflowBurstEvents !== undefined;
     this.registry = options.registry ?? new Registry();
     this.log = options.logger ?? SILENT;
+    this.debugOn = this.log === SILENT ? false : (this.log.isLevelEnabled?.('debug') ?? true);
     this.metrics = new GuardMetrics(this.registry, options.metricsPrefix ?? 'kiver_guard_', () => ({
       links: this.links.size,
       watches: this.watchCount,
@@ -279,9 +287,15 @@ export class LogGuard extends EventEmitter {
     };
   }
 
-  /** Current links: link name → path relative to the root (byte strings). */
-  linkTable(): ReadonlyMap<string, string> {
-    return this.links;
+  /** A snapshot of the links: link name → path relative to the root (byte strings). O(links). */
+  linkTable(): Map<string, string> {
+    const table = new Map<string, string>();
+    if (this.root) {
+      this.forEachNode(this.root, (n) => {
+        for (const [name, linkName] of n.files) table.set(linkName, n.rel === '' ? name : `${n.rel}/${name}`);
+      });
+    }
+    return table;
   }
 
   private active(): boolean {
@@ -409,55 +423,83 @@ export class LogGuard extends EventEmitter {
    * the guard's name for that target are ever removed.
    */
   private sweepOutDir(): number {
-    let entries: fs.Dirent<Buffer>[];
-    try {
-      entries = fs.readdirSync(toBuf(this.outAbs), { withFileTypes: true, encoding: 'buffer' });
-    } catch (e) {
-      this.fail('out_dir', e, 'cannot list the flat directory');
-      return 0;
-    }
-    const present = new Set<string>();
+    const ours: Array<[string, string]> = []; // [link name, rel] of links the guard made but does not maintain now
     let foreign = 0;
-    for (const de of entries) {
-      const name = fromBuf(de.name);
-      present.add(name);
-      if (this.links.has(name)) continue;
+    const outUnderRoot = this.skipName !== null;
+    const maintained = this.links.size;
+    let maintainedPresent = 0;
+    const err = this.listDir(this.outAbs, (name, de) => {
+      if (this.links.has(name)) {
+        maintainedPresent++;
+        return;
+      }
       if (!de.isSymbolicLink()) {
         foreign++;
-        continue;
+        return;
       }
       let target: string;
       try {
-        target = fromBuf(fs.readlinkSync(toBuf(`${this.outAbs}/${name}`), { encoding: 'buffer' }));
+        target = fs.readlinkSync(p(`${this.outAbs}/${name}`), { encoding: 'latin1' });
       } catch {
-        continue;
+        return;
       }
-      const outUnderRoot = this.skipName !== null;
       if (!isGuardLink(name, target, this.rootAbs, { maxNameBytes: this.opts.maxNameBytes, outUnderRoot })) {
         foreign++;
-        continue;
+        return;
       }
-      const rel = targetRel(target, this.rootAbs, outUnderRoot);
-      // Ours, but not maintained: the file appeared after its directory was scanned (link it
-      // properly), or it is gone or unsafe now (remove the link).
-      const slash = rel!.lastIndexOf('/');
-      const parent = this.findDir(slash < 0 ? '' : rel!.slice(0, slash));
-      if (parent) this.reconcileEntry(parent, rel!.slice(slash + 1), 'scan');
-      if (this.links.get(name) !== rel) this.unlinkOurs(name, rel!, 'stale');
+      ours.push([name, targetRel(target, this.rootAbs, outUnderRoot)!]);
+    });
+    if (err) {
+      this.fail('out_dir', err, 'cannot list the flat directory');
+      return 0;
     }
-    for (const [name, rel] of this.links) {
-      if (!present.has(name)) this.createLink(name, rel);
+    for (const [name, rel] of ours) {
+      // The file appeared after its directory was scanned (link it properly), or it is
+      // gone or unsafe now (remove the link).
+      const slash = rel.lastIndexOf('/');
+      const parent = this.findDir(slash < 0 ? '' : rel.slice(0, slash));
+      const base = rel.slice(slash + 1);
+      if (parent) this.reconcileEntry(parent, base, 'scan');
+      if (!parent || this.links.get(name) !== parent || parent.files.get(base) !== name) this.unlinkOurs(name, rel, 'stale');
+    }
+    // links someone deleted: make them again (the only case that needs the whole listing in memory)
+    if (this.root && maintainedPresent < maintained) {
+      const present = this.listOutDir() ?? new Set<string>();
+      this.forEachNode(this.root, (n) => {
+        for (const [fname, linkName] of n.files) {
+          if (!present.has(linkName)) this.createLink(linkName, n, fname);
+        }
+      });
     }
     this.metrics.foreignEntries.set(foreign);
     return foreign;
   }
 
-  private listOutDir(): Set<string> | null {
+  /**
+   * Streams a directory's entries (names as byte strings) without building arrays: a
+   * flat directory of 100,000 links costs no transient memory. Returns the error, if any.
+   */
+  private listDir(abs: string, fn: (name: string, de: fs.Dirent) => void): NodeJS.ErrnoException | null {
+    let dir: fs.Dir;
     try {
-      return new Set(fs.readdirSync(toBuf(this.outAbs), { encoding: 'buffer' }).map(fromBuf));
-    } catch {
-      return null;
+      // 'latin1' names are byte strings already: no Buffer per entry
+      dir = fs.opendirSync(p(abs) as string, { encoding: 'latin1', bufferSize: 128 });
+    } catch (e) {
+      return e as NodeJS.ErrnoException;
     }
+    try {
+      for (let de = dir.readSync(); de !== null; de = dir.readSync()) fn(de.name, de);
+      return null;
+    } catch (e) {
+      return e as NodeJS.ErrnoException;
+    } finally {
+      dir.closeSync();
+    }
+  }
+
+  private listOutDir(): Set<string> | null {
+    const names = new Set<string>();
+    return this.listDir(this.outAbs, (name) => names.add(name)) ? null : names;
   }
 
   private findDir(rel: string): DirNode | null {
@@ -497,22 +539,11 @@ export class LogGuard extends EventEmitter {
       this.removeDir(node, 'dir_gone');
       return [];
     }
-    let entries: fs.Dirent<Buffer>[];
-    try {
-      entries = fs.readdirSync(toBuf(node.abs), { withFileTypes: true, encoding: 'buffer' });
-    } catch (e) {
-      const code = errCode(e);
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        if (node.parent) this.reconcileEntry(node.parent, node.name, via);
-      } else this.fail('scan', e, 'cannot list a directory', node.abs);
-      return [];
-    }
     const seen = new Set<string>();
     const children: DirNode[] = [];
-    for (const de of entries) {
-      const name = fromBuf(de.name);
+    const err = this.listDir(node.abs, (name, de) => {
       seen.add(name);
-      if (node === this.root && name === this.skipName) continue;
+      if (node === this.root && name === this.skipName) return;
       const kind = entryKind(de);
       if (kind === 'file') {
         const sub = node.dirs.get(name);
@@ -524,6 +555,13 @@ export class LogGuard extends EventEmitter {
       } else {
         this.refuse(kind, node, name);
       }
+    });
+    if (err) {
+      const code = err.code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') {
+        if (node.parent) this.reconcileEntry(node.parent, node.name, via);
+      } else this.fail('scan', err, 'cannot list a directory', node.abs);
+      return [];
     }
     for (const name of [...node.files.keys()]) if (!seen.has(name)) this.reconcileEntry(node, name, via);
     for (const name of [...node.dirs.keys()]) if (!seen.has(name)) this.reconcileEntry(node, name, via);
@@ -592,7 +630,7 @@ export class LogGuard extends EventEmitter {
   /** True when the directory's real path is exactly its logical path (no symlinked component). */
   private isRealDir(node: DirNode): boolean {
     try {
-      return fromBuf(fs.realpathSync.native(p(node.abs), { encoding: 'buffer' })) === node.abs;
+      return fs.realpathSync.native(p(node.abs), { encoding: 'latin1' }) === node.abs;
     } catch {
       return false;
     }
@@ -643,24 +681,31 @@ export class LogGuard extends EventEmitter {
 
   private ensureFile(dir: DirNode, name: string, via: Via, st: fs.Stats | null): void {
     if (dir.files.has(name)) return;
-    const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
-    let linkName: string;
-    try {
-      linkName = linkNameFor(rel, { maxNameBytes: this.opts.maxNameBytes });
-    } catch (e) {
-      this.fail('link', e, 'cannot name a link', rel);
-      return;
+    if (dir.linkPrefix === undefined) dir.linkPrefix = plainDirPrefix(dir.rel);
+    let linkName = dir.linkPrefix === null ? null : plainChildName(dir.linkPrefix, name, this.opts.maxNameBytes);
+    if (linkName === null) {
+      try {
+        linkName = linkNameFor(relOf(dir, name), { maxNameBytes: this.opts.maxNameBytes });
+      } catch (e) {
+        this.fail('link', e, 'cannot name a link', relOf(dir, name));
+        return;
+      }
     }
     const owner = this.links.get(linkName);
-    if (owner !== undefined && owner !== rel) {
+    if (owner !== undefined) {
+      // another file holds this name (only a 128-bit hash collision could do that)
       this.metrics.errors.inc({ kind: 'name_collision' });
-      this.warnLimited('name_collision', { name: display(linkName), path: display(rel), owner: display(owner) }, 'two files map to one link name; the second is not linked');
+      this.warnLimited(
+        'name_collision',
+        { name: display(linkName), path: display(relOf(dir, name)), ownerDir: display(owner.rel) },
+        'two files map to one link name; the second is not linked',
+      );
       return;
     }
-    const created = this.createLink(linkName, rel);
+    const created = this.createLink(linkName, dir, name);
     if (created === null) return;
     dir.files.set(name, linkName);
-    this.links.set(linkName, rel);
+    this.links.set(linkName, dir);
     if (!created) return;
     this.metrics.linksCreated.inc();
     if (via !== 'start') {
@@ -670,27 +715,31 @@ export class LogGuard extends EventEmitter {
         this.metrics.linkLatency.observe({ source: via === 'event' ? 'event' : 'scan' }, Math.max(0, nowMs() - born) / 1000);
       }
     }
-    this.log.debug({ link: display(linkName), path: display(rel) }, 'linked');
-    this.emit('link', { name: linkName, rel } satisfies LinkEvent);
+    if (this.debugOn) this.log.debug({ link: display(linkName), path: display(relOf(dir, name)) }, 'linked');
+    if (this.listenerCount('link') > 0) this.emit('link', { name: linkName, rel: relOf(dir, name) } satisfies LinkEvent);
   }
 
   /**
-   * The symlink's target: relative (`../<rel>`) when the flat directory is a direct child
-   * of the root — short enough to live in the inode (ext4 "fast" symlinks take < 60 bytes)
-   * and still right when a shipper container mounts the log partition elsewhere —
-   * absolute otherwise.
+   * What the symlinks of a directory's files point at: relative (`../<rel>`) when the flat
+   * directory is a direct child of the root — short enough to live in the inode (ext4
+   * "fast" symlinks take < 60 bytes) and still right when a shipper container mounts the
+   * log partition elsewhere — absolute otherwise.
    */
-  private targetFor(rel: string): string {
-    return this.skipName !== null ? `../${rel}` : `${this.rootAbs}/${rel}`;
+  private targetPrefix(dir: DirNode): string {
+    if (dir.targetPrefix === undefined) {
+      const relative = this.skipName !== null;
+      dir.targetPrefix = dir.rel === '' ? (relative ? '../' : `${this.rootAbs}/`) : relative ? `../${dir.rel}/` : `${dir.abs}/`;
+    }
+    return dir.targetPrefix;
   }
 
   /** Creates the symlink; true when made, false when an identical one was there, null on failure. */
-  private createLink(linkName: string, rel: string): boolean | null {
-    const target = this.targetFor(rel);
+  private createLink(linkName: string, dir: DirNode, name: string): boolean | null {
+    const target = this.targetPrefix(dir) + name;
     const at = p(`${this.outAbs}/${linkName}`);
     if (this.outListing?.has(linkName)) {
       try {
-        if (fromBuf(fs.readlinkSync(at, { encoding: 'buffer' })) === target) return false;
+        if (fs.readlinkSync(at, { encoding: 'latin1' }) === target) return false;
       } catch {
         /* not a symlink, or gone: decided below */
       }
@@ -704,12 +753,12 @@ export class LogGuard extends EventEmitter {
         if (code === 'EEXIST') {
           let existing: string | null = null;
           try {
-            existing = fromBuf(fs.readlinkSync(at, { encoding: 'buffer' }));
+            existing = fs.readlinkSync(at, { encoding: 'latin1' });
           } catch {
             existing = null;
           }
           if (existing === target) return false;
-          if (existing !== null && targetRel(existing, this.rootAbs, this.skipName !== null) === rel) {
+          if (existing !== null && targetRel(existing, this.rootAbs, this.skipName !== null) === relOf(dir, name)) {
             // ours in the other form (absolute vs relative, from an earlier configuration): rewrite it
             try {
               fs.unlinkSync(at);
@@ -719,7 +768,7 @@ export class LogGuard extends EventEmitter {
             continue;
           }
           this.metrics.errors.inc({ kind: 'name_taken' });
-          this.warnLimited('name_taken', { name: display(linkName), path: display(rel) }, 'an entry the guard did not create holds this link name; leaving it alone');
+          this.warnLimited('name_taken', { name: display(linkName), path: display(relOf(dir, name)) }, 'an entry the guard did not create holds this link name; leaving it alone');
           return null;
         }
         if (code === 'ENOENT' && attempt < 2) {
@@ -737,17 +786,16 @@ export class LogGuard extends EventEmitter {
     const linkName = dir.files.get(name);
     if (linkName === undefined) return;
     dir.files.delete(name);
-    const rel = dir.rel === '' ? name : `${dir.rel}/${name}`;
-    if (this.links.get(linkName) !== rel) return;
+    if (this.links.get(linkName) !== dir) return;
     this.links.delete(linkName);
-    this.unlinkOurs(linkName, rel, reason);
+    this.unlinkOurs(linkName, relOf(dir, name), reason);
   }
 
   /** Removes a flat-directory entry only if it is still our symlink to the file `rel`. */
   private unlinkOurs(linkName: string, rel: string, reason: RemoveReason): void {
     const at = p(`${this.outAbs}/${linkName}`);
     try {
-      const target = fromBuf(fs.readlinkSync(at, { encoding: 'buffer' }));
+      const target = fs.readlinkSync(at, { encoding: 'latin1' });
       if (targetRel(target, this.rootAbs, this.skipName !== null) !== rel) return;
       fs.unlinkSync(at);
     } catch (e) {
@@ -756,8 +804,8 @@ export class LogGuard extends EventEmitter {
       return;
     }
     this.metrics.linksRemoved.inc({ reason });
-    this.log.debug({ link: display(linkName), reason }, 'unlinked');
-    this.emit('unlink', { name: linkName, rel, reason } satisfies LinkEvent);
+    if (this.debugOn) this.log.debug({ link: display(linkName), reason }, 'unlinked');
+    if (this.listenerCount('unlink') > 0) this.emit('unlink', { name: linkName, rel, reason } satisfies LinkEvent);
   }
 
   private removeDir(node: DirNode, reason: RemoveReason): void {
@@ -794,7 +842,8 @@ export class LogGuard extends EventEmitter {
     }
     let w: fs.FSWatcher;
     try {
-      w = fs.watch(toBuf(node.abs), { encoding: 'buffer', persistent: this.opts.keepAlive });
+      // 'latin1' file names in events are byte strings, like every path here
+      w = fs.watch(p(node.abs), { encoding: 'latin1', persistent: this.opts.keepAlive });
     } catch (e) {
       const code = errCode(e);
       if (code === 'ENOSPC') this.markUnwatched(node, null);
@@ -813,7 +862,7 @@ export class LogGuard extends EventEmitter {
     node.watcher = w;
     this.watchCount++;
     this.unwatched.delete(node);
-    w.on('change', (type: string, filename: Buffer | string | null) => this.onEvent(node, type, filename));
+    w.on('change', (type: string, filename: string | null) => this.onEvent(node, type, filename));
     w.on('error', (e) => {
       this.fail('watch', e, 'watch failed; scanning the directory instead', node.abs);
       this.closeWatch(node);
@@ -859,14 +908,14 @@ export class LogGuard extends EventEmitter {
     }
   }
 
-  private onEvent(node: DirNode, type: string, filename: Buffer | string | null): void {
+  private onEvent(node: DirNode, type: string, filename: string | null): void {
     if (this.burst++ === 0) setImmediate(() => this.endBurst());
     if (node.removed || !this.active() || type !== 'rename') return;
     if (filename === null || filename === undefined) {
       this.enqueueScan(node, 'new_directory');
       return;
     }
-    const name = typeof filename === 'string' ? toBytes(filename) : fromBuf(filename);
+    const name = filename; // a byte string ('latin1' encoding)
     if (name === node.name) {
       // Maybe the directory's own IN_DELETE_SELF / IN_MOVE_SELF (libuv reports its basename).
       if (node.parent) this.reconcileEntry(node.parent, node.name, 'event');
@@ -907,6 +956,11 @@ export class LogGuard extends EventEmitter {
     }
     if (++b.count <= 10) this.log.warn({ kind, ...obj }, msg);
   }
+}
+
+/** A file's path relative to the root (byte string). */
+function relOf(dir: DirNode, name: string): string {
+  return dir.rel === '' ? name : `${dir.rel}/${name}`;
 }
 
 /** A JS string path given by a user → byte string. */
