@@ -7,12 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { ConflictError } from '../src/errors.js';
 import { bmcDriverFactory } from '../src/machine/bmc/index.js';
 import { BootFileWriter } from '../src/machine/bootfiles.js';
 import { ConfigCenter, hashToken, type ConfigCenterEvent } from '../src/machine/config-center.js';
 import { configCenterRoutes } from '../src/machine/config-center-routes.js';
-import { BmcAuthError } from '../src/machine/errors.js';
+import { BmcAuthError, BmcUnreachableError } from '../src/machine/errors.js';
 import { startInstall, type InstallerDeps } from '../src/machine/installer.js';
 import { importInventory } from '../src/machine/machines.js';
 import { MemoryMachineStore, mutateMachine, withPhase, type Clock } from '../src/machine/machine-store.js';
@@ -63,13 +64,28 @@ test('machine e2e: install over PXE with the config center, then the stale-boot-
     bmc: { driver: ipmi, address: ${lab.bmc.address}, port: ${lab.bmc.port}, user: ${lab.bmc.user}, password: "${lab.bmc.password}" }
     osProfile: kiver-test
     identity: { ip: 10.77.0.50/24, hostname: node01, gateway: 10.77.0.1, dns: [10.77.0.1] }
+  - name: badpw
+    bmc: { driver: ipmi, address: ${lab.bmc.address}, port: ${lab.bmc.port}, user: ${lab.bmc.user}, password: not-the-password }
+    osProfile: kiver-test
+    identity: { ip: 10.77.0.51/24, hostname: badpw }
+  - name: gone
+    bmc: { driver: ipmi, address: 127.0.0.1, port: 6231, user: admin, password: x }
+    osProfile: kiver-test
+    identity: { ip: 10.77.0.52/24, hostname: gone }
 `, 'yaml');
     const pxeFile = new RegExp(`sent \\S+/pxelinux\\.cfg/01-${lab.mac.replace(/:/g, '-')} `);
 
-    // Fault: wrong BMC password → clear error, nothing changes.
+    // Faults at the BMC: wrong password → clear error, state unchanged, no boot file;
+    // unreachable BMC → timeout error, state unchanged.
     {
-      const wrong = bmcDriverFactory({ ipmi })({ ...lab.bmc, driver: 'ipmi', password: 'wrong-password' });
-      await assert.rejects(wrong.powerStatus(), (e: unknown) => e instanceof BmcAuthError && /refused the user name or password/.test((e as Error).message));
+      const before = JSON.stringify(await store.get('badpw'));
+      await assert.rejects(startInstall(deps, 'badpw'), (e: unknown) => e instanceof BmcAuthError && /refused the user name or password/.test((e as Error).message));
+      assert.equal(JSON.stringify(await store.get('badpw')), before);
+      const t = Date.now();
+      await assert.rejects(startInstall(deps, 'gone'), (e: unknown) => e instanceof BmcUnreachableError && (e as BmcUnreachableError).status === 503);
+      log(`unreachable BMC reported after ${((Date.now() - t) / 1000).toFixed(1)} s`);
+      assert.equal((await store.get('gone'))!.value.status.phase, 'registered');
+      assert.deepEqual(await writer.list(), []);
     }
 
     // ---------------------------------------------------------------- 1. install
@@ -77,6 +93,14 @@ test('machine e2e: install over PXE with the config center, then the stale-boot-
     const t0 = started.resetAt.getTime();
     assert.deepEqual(started.macs, [lab.mac]);
     await assert.rejects(startInstall(deps, 'node01'), (e: unknown) => e instanceof ConflictError && e.status === 409);
+    // The config center over the lab network, as any host there would try it.
+    // (async: the server runs in this process)
+    const probe = (path: string, header?: string) => new Promise<string>((resolve) => {
+      execFile('ip', ['netns', 'exec', lab.ns, '/bin/busybox', 'wget', '-q', '-O', '-', ...(header ? ['--header', header] : []), `${lab.serverUrl}${path}`], { timeout: 10_000 }, (_err, stdout, stderr) => resolve(`${stdout}${stderr}`));
+    });
+    assert.match(await probe('/v1/config-center/52:54:00:99:99:99?token=x'), /404 Not Found/);
+    assert.match(await probe(`/v1/config-center/${lab.mac}`, 'X-Kiver-Install-Token: guessed'), /403 Forbidden/);
+    assert.match(await probe(`/v1/config-center/${lab.mac}?token=`), /403 Forbidden/);
     const fetched = await lab.waitFor(lab.dnsmasqLog, pxeFile, t0, 60_000, 'the per-MAC boot file over TFTP');
     const disk1 = await lab.waitFor(lab.serial, /kiver-os: booted from disk/, t0, 150_000, 'boot from disk after install');
     const lookup1 = events.find((e) => e.type === 'lookup' && e.real >= t0);

@@ -168,6 +168,10 @@ export class MachineLab {
   private pxePending = false;
   private queue: Promise<void> = Promise.resolve();
   private exitHook = () => this.killAllSync();
+  private signalHook = () => {
+    this.killAllSync();
+    process.exit(143);
+  };
   private log: (s: string) => void;
   private stopped = false;
 
@@ -190,6 +194,8 @@ export class MachineLab {
   static async start(opts: MachineLabOptions = {}): Promise<MachineLab> {
     const lab = new MachineLab(opts);
     process.on('exit', lab.exitHook);
+    process.once('SIGTERM', lab.signalHook);
+    process.once('SIGINT', lab.signalHook);
     try {
       await lab.setUp();
       return lab;
@@ -494,5 +500,7 @@ mc_enable 0x20
     spawnSync('ip', ['netns', 'del', this.ns]);
     if (!(this.opts.keep || process.env.KIVER_LAB_KEEP)) rmSync(this.dir, { recursive: true, force: true });
     process.off('exit', this.exitHook);
+    process.off('SIGTERM', this.signalHook);
+    process.off('SIGINT', this.signalHook);
   }
 }

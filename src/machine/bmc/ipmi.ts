@@ -35,7 +35,7 @@ export interface IpmiOptions extends BmcDriverOptions {
   commandPrefix?: string[];
   /** How the password reaches ipmitool: environment (`-E`, default) or a 0600 file (`-f`). */
   passwordVia?: 'env' | 'file';
-  /** ipmitool's own per-packet timeout `-N` (seconds, default 1) and retransmits `-R` (default 3). */
+  /** ipmitool's own per-packet timeout `-N` (seconds, default 1) and retransmits `-R` (default 2). */
   lanTimeoutSec?: number;
   lanRetries?: number;
   /** Cipher suite (default 3). */
@@ -125,7 +125,7 @@ export class IpmiDriver implements BmcDriver {
       '-U', o.user,
       ...(passwordFile ? ['-f', passwordFile] : ['-E']),
       '-N', String(o.lanTimeoutSec ?? 1),
-      '-R', String(o.lanRetries ?? 3),
+      '-R', String(o.lanRetries ?? 2),
       ...args,
     ];
   }
