@@ -160,6 +160,21 @@ describe('kiver-guard: start-up reconcile', () => {
     assert.equal(await metricValue(again.guard.registry, 'kiver_guard_links_created_total'), 0);
   });
 
+  it('the same instance can stop and start again', async (t) => {
+    const tree = makeTree(t);
+    tree.write('svc/0/a/first.log');
+    const { guard } = await startGuard(t, tree);
+    await guard.stop();
+    assert.equal(guard.status().watches, 0);
+    assert.ok(tree.target('svc/0/a/first.log'), 'links stay while stopped');
+    tree.write('svc/0/a/while-stopped.log');
+    await guard.start();
+    assert.equal(tree.target('svc/0/a/while-stopped.log'), expectedTarget(tree, 'svc/0/a/while-stopped.log'));
+    tree.write('svc/0/a/after.log');
+    await waitLinked(tree, 'svc/0/a/after.log'); // watches work again
+    assert.equal(guard.status().links, 3);
+  });
+
   it('the periodic reconcile repairs a link someone deleted', async (t) => {
     const tree = makeTree(t);
     tree.write('svc/0/app.log');
@@ -306,6 +321,15 @@ describe('kiver-guard: watch limit', () => {
     fs.rmSync(tree.at('svc/0/a/b/c/d'), { recursive: true });
     await waitUnlinked(tree, 'svc/0/a/b/c/d/e/new.log');
     assert.ok((await metricValue(guard.registry, 'kiver_guard_rescans_total', { reason: 'poll' })) > 0);
+
+    // freeing watches ends the episode: the gauge drops and new directories are watched again
+    fs.rmSync(tree.at('svc'), { recursive: true });
+    await waitFor(() => !guard.status().watchLimitReached && guard.status().unwatchedDirectories === 0, 'the limit episode to end');
+    await waitFor(() => logs.records.some((r) => /inotify watch again/.test(r.msg)), 'the recovery to be logged');
+    assert.equal(await metricValue(guard.registry, 'kiver_guard_watch_limit_reached'), 0);
+    tree.write('next/0/x.log');
+    await waitLinked(tree, 'next/0/x.log');
+    assert.equal(guard.status().watches, 2, 'root and next/');
   });
 
   const canUnshare = spawnSync('unshare', ['-U', '-r', 'sh', '-c', 'echo 4 > /proc/sys/user/max_inotify_watches'], { stdio: 'ignore' }).status === 0;

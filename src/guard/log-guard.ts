@@ -155,7 +155,8 @@ export class LogGuard extends EventEmitter {
   private readonly links = new Map<string, DirNode>(); // link name → directory of the file it names
   private watchCount = 0;
   private dirCount = 0;
-  private readonly unwatched = new Set<DirNode>();
+  private readonly unwatched = new Set<DirNode>(); // scanned every pollIntervalMs instead
+  private readonly limited = new Set<DirNode>(); // the unwatched ones that hit the watch limit
   private limitLogged = false;
   private maxUserWatches: number | null = null;
   private overflowThreshold = 8192;
@@ -201,7 +202,7 @@ export class LogGuard extends EventEmitter {
       links: this.links.size,
       watches: this.watchCount,
       unwatched: this.unwatched.size,
-      watchLimitReached: this.unwatched.size > 0,
+      watchLimitReached: this.limited.size > 0,
     }));
   }
   private readonly overflowFromOptions: boolean;
@@ -243,9 +244,16 @@ export class LogGuard extends EventEmitter {
     this.rescanTimer = this.pollTimer = null;
     await Promise.allSettled([this.fullRunning, this.pumping].filter(Boolean));
     if (this.root) this.forEachNode(this.root, (n) => this.closeWatch(n));
+    const links = this.links.size;
+    // Forget the tree: a later start() walks it again and adopts the links it finds.
+    this.root = null;
+    this.links.clear();
+    this.dirCount = 0;
     this.unwatched.clear();
+    this.limited.clear();
+    this.limitLogged = false;
     this.state = 'stopped';
-    if (wasRunning) this.log.info({ links: this.links.size }, 'log guard stopped; links stay in place');
+    if (wasRunning) this.log.info({ links }, 'log guard stopped; links stay in place');
   }
 
   /** Runs a full reconcile now (also what start and the periodic timer do). */
@@ -281,7 +289,7 @@ export class LogGuard extends EventEmitter {
       directories: this.dirCount,
       watches: this.watchCount,
       unwatchedDirectories: this.unwatched.size,
-      watchLimitReached: this.unwatched.size > 0,
+      watchLimitReached: this.limited.size > 0,
       rootOnSystemFilesystem: this.rootOnSystemFs,
       lastReconcile: this.lastReconcile,
     };
@@ -817,6 +825,7 @@ export class LogGuard extends EventEmitter {
       this.dirCount--;
       this.closeWatch(n);
       this.unwatched.delete(n);
+      this.limited.delete(n);
       for (const name of [...n.files.keys()]) this.removeFile(n, name, reason);
       for (const sub of n.dirs.values()) stack.push(sub);
       n.dirs.clear();
@@ -847,8 +856,10 @@ export class LogGuard extends EventEmitter {
     } catch (e) {
       const code = errCode(e);
       if (code === 'ENOSPC') this.markUnwatched(node, null);
-      else if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-        this.fail('watch', e, 'cannot watch a directory; scanning it instead', node.abs);
+      else {
+        // gone or replaced meanwhile (its parent's event settles it) or another error:
+        // either way polling covers the directory until then
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') this.fail('watch', e, 'cannot watch a directory; scanning it instead', node.abs);
         this.markUnwatched(node, null, false);
       }
       return;
@@ -857,11 +868,13 @@ export class LogGuard extends EventEmitter {
     const st = this.lstat(node.abs);
     if (!st || !st.isDirectory() || st.ino !== node.ino || st.dev !== node.dev) {
       w.close();
+      this.markUnwatched(node, null, false);
       return;
     }
     node.watcher = w;
     this.watchCount++;
     this.unwatched.delete(node);
+    this.limited.delete(node);
     w.on('change', (type: string, filename: string | null) => this.onEvent(node, type, filename));
     w.on('error', (e) => {
       this.fail('watch', e, 'watch failed; scanning the directory instead', node.abs);
@@ -878,9 +891,11 @@ export class LogGuard extends EventEmitter {
   }
 
   private markUnwatched(node: DirNode, budget: number | null, limit = true): void {
-    if (node.removed || this.unwatched.has(node)) return;
+    if (node.removed) return;
     this.unwatched.add(node);
-    if (limit && !this.limitLogged) {
+    if (!limit) return;
+    this.limited.add(node);
+    if (!this.limitLogged) {
       this.limitLogged = true;
       this.metrics.errors.inc({ kind: 'watch_limit' });
       this.log.error(
@@ -892,17 +907,20 @@ export class LogGuard extends EventEmitter {
 
   /** Scans the directories that have no watch; tries to watch them again first. */
   private pollUnwatched(): void {
-    if (this.unwatched.size === 0 || !this.active()) return;
-    this.metrics.rescans.inc({ reason: 'poll' });
-    for (const node of [...this.unwatched]) {
-      if (node.removed) {
-        this.unwatched.delete(node);
-        continue;
+    if (!this.active()) return;
+    if (this.unwatched.size > 0) {
+      this.metrics.rescans.inc({ reason: 'poll' });
+      for (const node of [...this.unwatched]) {
+        if (node.removed) {
+          this.unwatched.delete(node);
+          this.limited.delete(node);
+          continue;
+        }
+        if (this.opts.maxWatches === null || this.watchCount < this.opts.maxWatches) this.watch(node);
+        this.enqueueScan(node, null);
       }
-      if (this.opts.maxWatches === null || this.watchCount < this.opts.maxWatches) this.watch(node);
-      this.enqueueScan(node, null);
     }
-    if (this.unwatched.size === 0 && this.limitLogged) {
+    if (this.limitLogged && this.limited.size === 0) {
       this.limitLogged = false;
       this.log.info({ watches: this.watchCount }, 'every directory has an inotify watch again');
     }
