@@ -9,6 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { Registry } from 'prom-client';
 import { readInotifyLimits } from '../src/guard/inotify-limits.js';
 import { linkNameFor, utf8Bytes } from '../src/guard/link-name.js';
 import {
@@ -175,6 +176,17 @@ describe('kiver-guard: start-up reconcile', () => {
     tree.write('svc/0/a/after.log');
     await waitLinked(tree, 'svc/0/a/after.log'); // watches work again
     assert.equal(guard.status().links, 3);
+  });
+
+  it('a new guard on the same metrics registry takes the metrics over (an agent restarted in one process)', async (t) => {
+    const tree = makeTree(t);
+    tree.write('svc/0/a.log');
+    const registry = new Registry();
+    const first = await startGuard(t, tree, { registry });
+    await first.guard.stop();
+    const second = await startGuard(t, tree, { registry });
+    assert.equal(await metricValue(registry, 'kiver_guard_links'), 1);
+    assert.equal(second.guard.registry, registry);
   });
 
   it('the periodic reconcile repairs a link someone deleted', async (t) => {

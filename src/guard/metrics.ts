@@ -39,6 +39,12 @@ export class GuardMetrics {
     sample: () => { links: number; watches: number; unwatched: number; watchLimitReached: boolean },
   ) {
     const registers = [registry];
+    // One guard per registry: a new guard (an agent restarted in the same process) takes the
+    // kiver_guard_* metrics over instead of failing on "already registered". Counters restart at 0.
+    for (const m of registry.getMetricsAsArray()) {
+      const name = (m as unknown as { name: string }).name;
+      if (name.startsWith(prefix)) registry.removeSingleMetric(name);
+    }
     this.linksCreated = new Counter({
       name: `${prefix}links_created_total`,
       help: 'Symlinks created in the flat directory',
