@@ -49,6 +49,9 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   });
   app.addHook('onResponse', async (req, reply) => {
     metrics.apiRequests.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) });
+    if (reply.elapsedTime > 1000 && !req.url.startsWith('/v1/agent/assignments')) {
+      ctx.log.warn({ method: req.method, route: req.routeOptions.url, ms: Math.round(reply.elapsedTime) }, 'slow API request');
+    }
   });
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));

@@ -12,6 +12,7 @@ export class FakeAgent {
   private client: ApiClient;
   /** Replica ids reported running, in the order they first came up here. */
   readonly started: string[] = [];
+  private readonly reported = new Map<string, string>();
 
   constructor(url: string | string[], joinToken: string, readonly name: string, private readonly cpus = 2, private readonly memory = 4 * 1024 ** 3) {
     this.client = new ApiClient({ servers: Array.isArray(url) ? url : [url], token: joinToken, timeoutMs: 3000 });
@@ -20,7 +21,7 @@ export class FakeAgent {
   async start(): Promise<void> {
     await this.client.post('/v1/agent/register', { name: this.name, address: '127.0.0.1', cpus: this.cpus, memory: this.memory });
     this.timers.push(setInterval(() => void this.client.post('/v1/agent/heartbeat', { node: this.name }).catch(() => {}), 300));
-    this.timers.push(setInterval(() => void this.sync().catch(() => {}), 100));
+    this.timers.push(setInterval(() => void this.sync().catch(() => {}), 200));
   }
 
   /** Stops heartbeating and syncing: to the server, the node is lost. */
@@ -32,13 +33,17 @@ export class FakeAgent {
   async sync(): Promise<Replica[]> {
     const a = await this.client.get<{ replicas: Replica[] }>(`/v1/agent/assignments?node=${this.name}`);
     for (const r of a.replicas) if (r.desired === 'run' && !this.started.includes(`${r.service}/${r.ordinal}@${r.uid}`)) this.started.push(`${r.service}/${r.ordinal}@${r.uid}`);
-    await this.client.put('/v1/agent/status', {
-      node: this.name,
-      statuses: a.replicas.map((r) => ({
+    // Like the real agent, report only what changed.
+    const statuses = a.replicas
+      .map((r) => ({
         service: r.service, ordinal: r.ordinal, uid: r.uid, generation: r.generation,
         state: r.desired === 'delete' ? 'removed' : 'running', restartCount: 0,
-      })),
-    });
+      }))
+      .filter((s) => this.reported.get(`${s.service}/${s.ordinal}`) !== JSON.stringify(s));
+    if (statuses.length > 0) {
+      await this.client.put('/v1/agent/status', { node: this.name, statuses });
+      for (const s of statuses) this.reported.set(`${s.service}/${s.ordinal}`, JSON.stringify(s));
+    }
     return a.replicas;
   }
 }

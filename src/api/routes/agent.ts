@@ -167,6 +167,12 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (r.uid !== s.uid || r.node !== body.node) continue; // stale report about an older incarnation
       const { service: _s, ordinal: _o, ...rest } = s;
       const status: ReplicaStatus = { ...rest, node: body.node, updatedAt: new Date().toISOString() };
+      // Unchanged reports cost no write: a chatty agent must not load the store.
+      const prev = cache.get<ReplicaStatus>(K.status(s.service, s.ordinal));
+      if (prev && JSON.stringify({ ...prev, updatedAt: '' }) === JSON.stringify({ ...status, updatedAt: '' })) {
+        accepted++;
+        continue;
+      }
       const res = await store.txn({
         compare: [{ key: cur.key, modRevision: cur.modRevision }],
         success: [{ type: 'put', key: K.status(s.service, s.ordinal), value: JSON.stringify(status) }],
