@@ -88,7 +88,7 @@ export class Agent {
     await this.runtime.ping();
     if (this.opts.guardOut !== false) {
       this.guard = new LogGuard({
-        root: this.opts.logRoot, out: this.opts.guardOut ?? `${this.opts.logRoot}/.shipper`, registry, logger: this.log,
+        root: this.opts.logRoot, out: this.opts.guardOut ?? `${this.opts.logRoot}/.shipper`, registry, logger: this.log.child({ component: 'guard' }),
       });
       await this.guard.start();
     }
