@@ -161,13 +161,37 @@ describe('test hosts', () => {
       await a.kill();
       await b.powerOff();
     } finally {
-      await server?.close();
-      await rm(dir, { recursive: true, force: true });
       const t2 = Date.now();
-      await run.destroy();
-      t.diagnostic(`destroy after the mess: ${Date.now() - t2} ms`);
+      try {
+        await run.destroy(); // first: the agents' long polls would hold server.close() up
+        t.diagnostic(`destroy after the mess: ${Date.now() - t2} ms`);
+      } finally {
+        await server?.close();
+        await rm(dir, { recursive: true, force: true });
+      }
     }
     assertNothingLeft(run);
+  });
+
+  it('a process that exits without destroy() tears its hosts down on exit', async () => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `
+      const m = await import(${JSON.stringify(HOSTS_JS)});
+      const run = await m.createHosts(1, { images: [] });
+      process.stdout.write(run.dir + '\\n');
+      process.exit(0);
+    `], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    await new Promise((r) => child.on('exit', r));
+    const dir = out.split('\n')[0]; // then the exit hook's "destroyed DIR in N ms"
+    assert.match(dir, /kvh-[0-9a-f]{6}$/, err);
+    assert.match(out, /destroyed /);
+    assert.match(err, /were not destroyed; tearing them down/);
+    assert.equal(existsSync(dir), false, `${dir} is gone`);
+    assert.deepEqual(netnsNames().filter((n) => n.startsWith(`kvh${dir.slice(-6)}`)), []);
+    assert.deepEqual(listProcs().filter((p) => p.state !== 'Z' && p.argv.some((a) => a.includes(dir))).map((p) => p.pid), []);
   });
 
   it('sweepStale() removes the hosts of a process that died without destroy()', async () => {
