@@ -47,7 +47,7 @@ export interface DockerWatchdogOptions {
   registry?: Registry;
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void; error(obj: object, msg: string): void };
   /** Test seams. */
-  runCommand?: (argv: string[], timeoutMs: number, signal: AbortSignal) => Promise<CommandResult>;
+  runCommand?: (argv: string[], timeoutMs: number) => Promise<CommandResult>;
   now?: () => number;
 }
 
@@ -146,7 +146,7 @@ export class DockerWatchdog {
   private readonly restartTimeoutMs: number;
   private readonly restartCommand: string[] | false;
   private readonly now: () => number;
-  private readonly run: (argv: string[], timeoutMs: number, signal: AbortSignal) => Promise<CommandResult>;
+  private readonly run: (argv: string[], timeoutMs: number) => Promise<CommandResult>;
 
   private up: boolean | undefined;
   private failures = 0;
@@ -162,7 +162,7 @@ export class DockerWatchdog {
   private timer?: NodeJS.Timeout;
   private running = false;
   private current?: Promise<void>;
-  private abort = new AbortController();
+  private restarting = false;
 
   constructor(private readonly opts: DockerWatchdogOptions) {
     this.failuresBeforeRestart = Math.max(1, opts.failuresBeforeRestart ?? 3);
@@ -202,16 +202,18 @@ export class DockerWatchdog {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.abort = new AbortController();
     this.schedule();
   }
 
-  /** Stops probing; a restart command still running is killed. */
+  /**
+   * Stops probing. Waits for a probe in flight, but not for a restart command: that one is
+   * left to finish on its own (killing `systemctl restart docker`, or a script, half-way could
+   * leave dockerd stopped with nobody left to start it).
+   */
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
-    this.abort.abort();
-    await this.current;
+    if (!this.restarting) await this.current;
   }
 
   private schedule(): void {
@@ -316,7 +318,13 @@ export class DockerWatchdog {
       `Docker daemon did not answer ${this.failures} pings in a row (last: ${cause.message}); restarting it with \`${shown}\` (restart ${this.restartsThisOutage} of this outage)`);
     this.opts.log?.warn({ command: argv, failures: this.failures }, 'restarting the Docker daemon');
     const t0 = this.now();
-    const res = await this.run(argv, this.restartTimeoutMs, this.abort.signal);
+    this.restarting = true;
+    let res: CommandResult;
+    try {
+      res = await this.run(argv, this.restartTimeoutMs);
+    } finally {
+      this.restarting = false;
+    }
     const took = this.now() - t0;
     this.lastRestartAt = this.now();
     this.nextRestartAt = this.lastRestartAt + delay;
