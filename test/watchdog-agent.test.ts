@@ -4,16 +4,14 @@
  * the agent's watchdog restarts dockerd with the configured command (--docker-restart-cmd,
  * here the harness's "restart this host's dockerd"), records DockerRestarting and
  * DockerRecovered events on its node, and re-syncs without recreating the container.
- *
- * Skipped until `kiver agent` has the watchdog flags (the wiring lives in agent.ts/up.ts).
+
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHosts, sweepStale, KIVER_BIN, type TestHosts, type TestHost } from './harness/hosts.js';
+import { createHosts, sweepStale, type TestHosts, type TestHost } from './harness/hosts.js';
 import { until } from './harness/kiver.js';
 import { KiverServer } from '../src/server/server.js';
 import { ApiClient } from '../src/api/client.js';
@@ -21,9 +19,7 @@ import { createLogger } from '../src/log.js';
 import type { ServiceView } from '../src/api/views.js';
 import type { KiverEvent } from '../src/model/event.js';
 
-const wired = spawnSync(process.execPath, [KIVER_BIN, 'agent', '--help'], { encoding: 'utf8' }).stdout.includes('--docker-restart-cmd');
-
-describe('Docker watchdog in kiver agent', { skip: wired ? false : 'kiver agent has no --docker-restart-cmd yet' }, () => {
+describe('Docker watchdog in kiver agent', () => {
   let run: TestHosts;
   let host: TestHost;
   let server: KiverServer;
@@ -102,7 +98,7 @@ describe('Docker watchdog in kiver agent', { skip: wired ? false : 'kiver agent 
   });
 });
 
-describe('kiver agent and live-restore', { skip: wired ? false : 'kiver agent has no --allow-no-live-restore yet' }, () => {
+describe('kiver agent and live-restore', () => {
   it('refuses a dockerd without live-restore unless --allow-no-live-restore, then warns with an event', async () => {
     const run = await createHosts(1, { images: [], dockerdArgs: ['--live-restore=false'] });
     const dir = await mkdtemp(join(tmpdir(), 'kiver-live-restore-'));

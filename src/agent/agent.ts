@@ -16,6 +16,8 @@ import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } 
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
 import { metrics, registry } from '../metrics.js';
 import { LogGuard } from '../guard/index.js';
+import { DockerWatchdog, LIVE_RESTORE_HELP, checkLiveRestore, type DockerWatchdogOptions } from './watchdog.js';
+import { UnavailableError } from '../errors.js';
 
 export interface AgentOptions extends Roots {
   servers: string[];
@@ -31,6 +33,10 @@ export interface AgentOptions extends Roots {
   memory?: number;
   /** The log guard: links every file under logRoot into this flat dir for the shipper; false = off. */
   guardOut?: string | false;
+  /** The Docker watchdog (restart command, failures, interval); false = off. */
+  dockerWatchdog?: Pick<DockerWatchdogOptions, 'restartCommand' | 'failuresBeforeRestart' | 'intervalMs'> | false;
+  /** Start even when dockerd runs without live-restore (then only warn). */
+  allowNoLiveRestore?: boolean;
 }
 
 interface StatusReport {
@@ -73,6 +79,7 @@ export class Agent {
   private readonly loops: Promise<void>[] = [];
   private pollAbort = new AbortController();
   private guard?: LogGuard;
+  private watchdog?: DockerWatchdog;
   /** Resolves after the first full reconcile (tests and `kiver up` wait on it). */
   readonly firstSync: Promise<void>;
   private firstSyncDone!: () => void;
@@ -86,6 +93,9 @@ export class Agent {
 
   async start(): Promise<void> {
     await this.runtime.ping();
+    const liveRestore = await checkLiveRestore(this.runtime.docker);
+    if (!liveRestore && !this.opts.allowNoLiveRestore) throw new UnavailableError(`refusing to start: ${LIVE_RESTORE_HELP}`);
+    if (!liveRestore) this.log.warn(`WARNING: ${LIVE_RESTORE_HELP}`);
     if (this.opts.guardOut !== false) {
       this.guard = new LogGuard({
         root: this.opts.logRoot, out: this.opts.guardOut ?? `${this.opts.logRoot}/.shipper`, registry, logger: this.log.child({ component: 'guard' }),
@@ -94,16 +104,33 @@ export class Agent {
     }
     this.running = true;
     await this.register();
+    if (!liveRestore) void this.event(`node/${this.opts.node}`, 'Warning', 'DockerNoLiveRestore', LIVE_RESTORE_HELP);
+    await this.watchDockerEvents();
+    if (this.opts.dockerWatchdog !== false) {
+      this.watchdog = new DockerWatchdog({
+        ...this.opts.dockerWatchdog,
+        ping: () => this.runtime.ping(3000), registry, log: this.log.child({ component: 'docker-watchdog' }),
+        onEvent: (type, reason, message) => void this.event(`node/${this.opts.node}`, type, reason, message),
+        // dockerd was down: its event stream died with it; subscribe again and reconcile (adopts, never recreates).
+        onRecovered: async () => { await this.watchDockerEvents(); this.kick(); },
+      });
+      this.watchdog.start();
+    }
+    this.loops.push(this.heartbeatLoop(), this.assignmentLoop());
+    this.timers.push(setInterval(() => this.kick(), this.opts.resyncMs ?? 10_000).unref());
+  }
+
+  private async watchDockerEvents(): Promise<void> {
+    this.dockerEvents?.stop();
     this.dockerEvents = await this.runtime.events((action) => {
       if (['die', 'start', 'destroy', 'oom', 'stop', 'kill'].includes(action)) this.kick();
     });
-    this.loops.push(this.heartbeatLoop(), this.assignmentLoop());
-    this.timers.push(setInterval(() => this.kick(), this.opts.resyncMs ?? 10_000).unref());
   }
 
   /** Stops the agent; containers keep running (the next agent adopts them). */
   async stop(): Promise<void> {
     this.running = false;
+    await this.watchdog?.stop();
     this.pollAbort.abort();
     for (const t of this.timers) clearInterval(t);
     this.dockerEvents?.stop();

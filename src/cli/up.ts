@@ -9,6 +9,7 @@ import { defaultDataDir, writeClientFile } from './config.js';
 import { InputError } from '../errors.js';
 import { NODE_NAME } from '../model/names.js';
 import { parseDuration } from './node.js';
+import { parseRestartCommand } from '../agent/watchdog.js';
 
 function defaultNodeName(): string {
   const n = os.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 63);
@@ -47,7 +48,26 @@ const agentOptions = (c: Command) =>
     .option('--data-root <dir>', 'host directory for replica data', '/app/data')
     .option('--log-root <dir>', 'host directory for replica logs', '/app/log')
     .option('--guard-out <dir>', 'flat directory the log guard links every log file into (default <log-root>/.shipper)')
-    .option('--no-guard', 'do not run the log guard in the agent');
+    .option('--no-guard', 'do not run the log guard in the agent')
+    .option('--docker-restart-cmd <argv>', 'what the Docker watchdog runs after repeated failed pings: a JSON array or space-separated words (no shell); "none" = never restart', 'systemctl restart docker')
+    .option('--docker-watchdog-failures <n>', 'failed pings in a row before the watchdog restarts dockerd', '3')
+    .option('--docker-watchdog-interval <duration>', 'time between the watchdog\'s pings', '5s')
+    .option('--no-docker-watchdog', 'do not probe or restart the Docker daemon')
+    .option('--allow-no-live-restore', 'run even when dockerd has live-restore off (every dockerd restart then stops all containers)');
+
+/** The watchdog options of `kiver up` / `kiver agent`. */
+function watchdogOptions(o: { dockerWatchdog: boolean; dockerRestartCmd: string; dockerWatchdogFailures: string; dockerWatchdogInterval: string }) {
+  if (o.dockerWatchdog === false) return false as const;
+  const failures = Number(o.dockerWatchdogFailures);
+  if (!Number.isInteger(failures) || failures < 1) throw new InputError('--docker-watchdog-failures: expected a whole number >= 1', 'docker-watchdog-failures');
+  let restartCommand: string[] | false;
+  try {
+    restartCommand = parseRestartCommand(o.dockerRestartCmd);
+  } catch (err) {
+    throw new InputError((err as Error).message, 'docker-restart-cmd');
+  }
+  return { restartCommand, failuresBeforeRestart: failures, intervalMs: parseDuration(o.dockerWatchdogInterval, 'docker-watchdog-interval') * 1000 };
+}
 
 export function registerUp(program: Command): void {
   agentOptions(
@@ -68,6 +88,7 @@ export function registerUp(program: Command): void {
     const agent = new Agent({
       servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1',
       dataRoot: o.dataRoot, logRoot: o.logRoot, log, guardOut: o.guard === false ? false : o.guardOut,
+      dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: true, // the quick start warns, it does not refuse
     });
     await agent.start();
     onSignal(async () => {
@@ -119,6 +140,7 @@ export function registerUp(program: Command): void {
     const agent = new Agent({
       servers: String(o.server).split(','), token, node: checkNodeName(o.node), address: o.address ?? '127.0.0.1',
       dataRoot: o.dataRoot, logRoot: o.logRoot, guardOut: o.guard === false ? false : o.guardOut,
+      dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: o.allowNoLiveRestore === true,
     });
     await agent.start();
     onSignal(() => agent.stop());
