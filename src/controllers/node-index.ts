@@ -29,7 +29,8 @@ export class NodeIndex {
     }
   }
 
-  private refresh(name: string): void {
+  /** Re-reads one node's state (readiness, capacity, committed allocation) from the cache. */
+  refresh(name: string): void {
     const node = this.cache.get<Node>(K.node(name));
     if (!node) {
       if (this.byName.delete(name)) this.list = undefined;

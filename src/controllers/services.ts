@@ -19,8 +19,23 @@ import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
 import { addToAlloc, place, removeFromAlloc, unfit, type Placement, type PlacementRequest } from '../scheduler/placement.js';
 import { metrics } from '../metrics.js';
 
-/** Replicas per placement transaction (etcd allows 128 ops per txn by default). */
+/** Replicas planned per chunk, and the most ops one plan commit carries (etcd allows 128). */
 const TXN_BATCH = 32;
+const PLAN_MAX_OPS = 120;
+
+/**
+ * Placements of many services committed together, like Nomad's plan applier: on etcd
+ * one commit costs a consensus round and an fsync, so committing per service caps
+ * throughput at the store's txn rate; a plan carries up to PLAN_MAX_OPS writes.
+ */
+class Plan {
+  readonly compares = new Map<string, number>();
+  readonly puts = new Map<string, string>();
+  /** Nodes this plan booked tentatively (re-read from the cache if it fails). */
+  readonly touched = new Set<string>();
+  readonly services = new Set<string>();
+  placed = 0;
+}
 
 /** Wait before moving a replica off a lost node again: 0 for the first move, then 5 s doubling to 5 min. */
 export function rescheduleDelayMs(previousMoves: number): number {
@@ -128,6 +143,28 @@ export class ServiceController {
   }
 
   private busy = false;
+  private plan = new Plan();
+
+  /** Commits the pending plan; on a conflict, un-books its nodes and re-queues its services. */
+  private async flush(): Promise<void> {
+    const plan = this.plan;
+    this.plan = new Plan();
+    if (plan.puts.size === 0) return;
+    const compare = [...plan.compares].map(([key, modRevision]) => ({ key, modRevision }));
+    const ops: Op[] = [...plan.puts].map(([key, value]) => ({ type: 'put', key, value }));
+    let ok = false;
+    try {
+      ok = await this.commit(compare, ops);
+    } finally {
+      if (!ok) {
+        // Drop the tentative bookings: re-read the committed allocations.
+        await this.cache.sync().catch(() => {});
+        for (const node of plan.touched.keys()) this.nodes.refresh(node);
+        for (const svc of plan.services) setTimeout(() => this.mark(svc), 50).unref();
+      }
+    }
+    if (ok) metrics.placements.inc(plan.placed);
+  }
 
   private async loop(): Promise<void> {
     while (this.running) {
@@ -153,6 +190,7 @@ export class ServiceController {
           end();
         }
       }
+      await this.flush().catch((err) => this.log.warn({ err: (err as Error).message }, 'plan commit failed; will retry'));
       this.busy = false;
     }
   }
@@ -226,10 +264,15 @@ export class ServiceController {
       const e = replicas.get(i);
       if (!e || (e.value.desired === 'run' && e.value.node === '')) toPlace.push(i);
     }
-    for (let i = 0; i < toPlace.length; i += TXN_BATCH) await this.placeBatch(svc, toPlace.slice(i, i + TXN_BATCH), replicas);
-    await this.moveAway(svc, this.replicasOf(name));
-    if (this.replicasOf(name).size > 0 && [...this.replicasOf(name).values()].some((e) => e.value.node === '')) this.pending.add(name);
+    let pending = false;
+    for (let i = 0; i < toPlace.length; i += TXN_BATCH) {
+      const chunk = toPlace.slice(i, i + TXN_BATCH);
+      if (this.plan.puts.size + 2 * chunk.length > PLAN_MAX_OPS) await this.flush();
+      if (await this.placeBatch(svc, chunk, replicas)) pending = true;
+    }
+    if (pending) this.pending.add(name);
     else this.pending.delete(name);
+    await this.moveAway(svc, this.replicasOf(name));
 
     await this.rollOne(svc, this.replicasOf(name));
   }
@@ -265,12 +308,12 @@ export class ServiceController {
     }
   }
 
-  private async placeBatch(svc: Service, ordinals: number[], replicas: Map<number, Entry<Replica>>): Promise<void> {
+  /** Plans placements into the pending plan (committed by flush); returns whether any stay pending. */
+  private async placeBatch(svc: Service, ordinals: number[], replicas: Map<number, Entry<Replica>>): Promise<boolean> {
     const name = svc.spec.name;
     const req = requestFor(svc);
-    const compare: Compare[] = [];
-    const ops: Op[] = [];
-    const touched = new Map<string, { original: NodeAlloc; modRevision: number }>();
+    const plan = this.plan;
+    const booked = new Set<string>();
     const now = new Date().toISOString();
     let unschedulable: string | undefined;
     for (const ordinal of ordinals) {
@@ -283,39 +326,30 @@ export class ServiceController {
       };
       if (res.ok) {
         const cand = this.nodes.get(res.placement.node)!;
-        if (!touched.has(cand.name)) {
-          const a = this.allocEntry(cand.name);
-          touched.set(cand.name, { original: cand.alloc, modRevision: a.modRevision });
+        if (!plan.touched.has(cand.name)) {
+          plan.touched.add(cand.name);
+          plan.compares.set(K.alloc(cand.name), this.allocEntry(cand.name).modRevision);
         }
-        // Tentatively book the node so the next replica of this batch sees it.
+        // Tentatively book the node so the next placement of this plan sees it.
         cand.alloc = addToAlloc(cand.alloc, replicaId(name, ordinal), req, res.placement);
+        booked.add(cand.name);
         replica = { ...base, node: cand.name, spec: containerSpecFor(svc, res.placement) };
+        plan.placed++;
       } else {
-        if (existing && existing.value.pendingReason === res.reason) continue;
         unschedulable = res.reason;
+        if (existing && existing.value.pendingReason === res.reason) continue;
         replica = { ...base, node: '', spec: containerSpecFor(svc, { node: '', hostPorts: [] }), pendingReason: res.reason };
       }
-      compare.push({ key: K.replica(name, ordinal), modRevision: existing?.modRevision ?? 0 });
-      ops.push({ type: 'put', key: K.replica(name, ordinal), value: JSON.stringify(replica) });
+      plan.compares.set(K.replica(name, ordinal), existing?.modRevision ?? 0);
+      plan.puts.set(K.replica(name, ordinal), JSON.stringify(replica));
     }
-    for (const [node, t] of touched) {
-      compare.push({ key: K.alloc(node), modRevision: t.modRevision });
-      ops.push({ type: 'put', key: K.alloc(node), value: JSON.stringify(this.nodes.get(node)!.alloc) });
-    }
-    if (ops.length === 0) return;
-    if (!(await this.commit(compare, ops))) {
-      for (const [node, t] of touched) {
-        const c = this.nodes.get(node);
-        if (c) c.alloc = t.original;
-      }
-      this.conflict(name);
-    }
-    const placed = ops.filter((o) => o.type === 'put' && o.key.startsWith(K.replicas) && !JSON.parse(o.value).pendingReason).length;
-    metrics.placements.inc(placed);
+    for (const node of booked) plan.puts.set(K.alloc(node), JSON.stringify(this.nodes.get(node)!.alloc));
+    plan.services.add(name);
     if (unschedulable) {
       metrics.placementFailures.inc();
       await this.events.record(`service/${name}`, 'Warning', 'FailedScheduling', `replica pending: ${unschedulable}`);
     }
+    return unschedulable !== undefined;
   }
 
   private isUp(name: string, r: Replica): boolean {
