@@ -9,8 +9,11 @@ import { nodeRoutes } from './routes/nodes.js';
 import { agentRoutes } from './routes/agent.js';
 import { UnauthenticatedError, ForbiddenError } from '../errors.js';
 import { registry, metrics } from '../metrics.js';
+import { PORTAL_HTML, PORTAL_JS } from '../portal/page.js';
 
-const PUBLIC = new Set(['/healthz', '/metrics']);
+/** No token: health, metrics, and the portal's static page and script (they hold no data). */
+const PUBLIC = new Set(['/healthz', '/metrics', '/', '/ui/', '/ui/app.js']);
+const PORTAL_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
 
 /**
  * Bodies are validated strictly (no type coercion: "3" is not a replica count, and
@@ -60,6 +63,11 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     return registry.metrics();
   });
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/', { schema: { hide: true } }, async (_req, reply) => reply.redirect('/ui/'));
+  app.get('/ui/', { schema: { hide: true } }, async (_req, reply) =>
+    reply.header('content-type', 'text/html; charset=utf-8').header('content-security-policy', PORTAL_CSP).send(PORTAL_HTML));
+  app.get('/ui/app.js', { schema: { hide: true } }, async (_req, reply) =>
+    reply.header('content-type', 'text/javascript; charset=utf-8').send(PORTAL_JS));
 
   serviceRoutes(app, ctx);
   nodeRoutes(app, ctx);
