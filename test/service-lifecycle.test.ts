@@ -167,7 +167,7 @@ describe('service lifecycle on real Docker', () => {
       const s = await get('noimg');
       return s.replicas[0]?.state === 'failed' ? s.replicas[0] : false;
     });
-    assert.match(r.lastError!, /not on node .*kiver image build/);
+    assert.match(r.lastError!, /image kiver\/does-not-exist:1 is not on node .*registry/);
     await k.client.post('/v1/services', { name: 'crashy', image: IMAGE, command: ['/bin/sh', '-c', 'exit 3'], replicas: 1, memory: 32 * 2 ** 20 });
     const c = await until('crash loop reported', async () => {
       const s = await get('crashy');

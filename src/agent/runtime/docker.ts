@@ -7,6 +7,7 @@ import Docker from 'dockerode';
 import type { ContainerSpec, Replica } from '../../model/replica.js';
 import { containerName, replicaId } from '../../model/names.js';
 import { UnavailableError } from '../../errors.js';
+import { RECIPES } from '../../image/catalog.js';
 
 export const LABEL = {
   managed: 'kiver.managed',
@@ -131,8 +132,10 @@ export class DockerRuntime {
     const hasRegistry = ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
     if (!hasRegistry) {
       const name = ref.replace(/^kiver\//, '').split(':')[0];
+      const buildable = ref.startsWith('kiver/') && RECIPES.some((r) => r.name === name);
       throw new ImageMissingError(
-        `image ${ref} is not on node ${this.node}; build it with \`kiver image build ${name}\` or use an image from a registry the node can reach`,
+        `image ${ref} is not on node ${this.node}; ` +
+          (buildable ? `build it there with \`kiver image build ${name}\`` : 'push it to a registry the node can reach and use registry/name:tag'),
       );
     }
     const stream = await this.docker.pull(ref);
