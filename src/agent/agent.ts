@@ -10,7 +10,7 @@ import { ApiClient } from '../api/client.js';
 import { NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createLogger } from '../log.js';
-import type { Replica, ReplicaState } from '../model/replica.js';
+import type { Replica, ReplicaState, ReplicaStatus } from '../model/replica.js';
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
@@ -39,18 +39,8 @@ export interface AgentOptions extends Roots {
   allowNoLiveRestore?: boolean;
 }
 
-interface StatusReport {
-  service: string;
-  ordinal: number;
-  uid: string;
-  generation: number;
-  state: ReplicaState;
-  containerId?: string;
-  restartCount: number;
-  exitCode?: number;
-  startedAt?: string;
-  lastError?: string;
-}
+/** What the agent reports per replica: its status plus which replica it is about. */
+type StatusReport = Omit<ReplicaStatus, 'node' | 'updatedAt'> & { service: string; ordinal: number };
 
 const CRASHLOOP_RESTARTS = 3;
 const CRASHLOOP_WINDOW_MS = 60_000;

@@ -10,6 +10,7 @@ import type { TestContext } from 'node:test';
 import type { Registry } from 'prom-client';
 import { LogGuard, type GuardLogger, type LogGuardOptions } from '../../src/guard/index.js';
 import { linkNameFor, toBuf, utf8Bytes } from '../../src/guard/link-name.js';
+import { until } from './kiver.js';
 
 const children = new Set<ChildProcess>();
 process.on('exit', () => {
@@ -17,20 +18,8 @@ process.on('exit', () => {
 });
 
 /** Polls `fn` until it returns a truthy value; throws with `what` after `timeoutMs`. */
-export async function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 5_000, intervalMs = 10): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-      last = v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+export function waitFor<T>(fn: () => T | Promise<T>, what: string, timeoutMs = 5_000, intervalMs = 10): Promise<T> {
+  return until(what, async () => fn(), timeoutMs, intervalMs);
 }
 
 export interface LogRecord {

@@ -42,6 +42,14 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined | f
   }
 }
 
+/** Signals a child and waits for it to exit (no-op if it already has). */
+async function killChild(p: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise((r) => p.once('exit', r));
+  p.kill(signal);
+  await exited;
+}
+
 /** A `kiver server` child process (for HA tests: several share one etcd). */
 export class ServerProcess {
   proc?: ChildProcess;
@@ -65,12 +73,8 @@ export class ServerProcess {
     }, 30_000);
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill(signal);
-    await exited;
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return killChild(this.proc, signal);
   }
 }
 
@@ -127,12 +131,8 @@ export class KiverProcess {
     });
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill(signal);
-    await exited;
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    return killChild(this.proc, signal);
   }
 
   async cleanup(): Promise<void> {
