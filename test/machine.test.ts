@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
 import Fastify from 'fastify';
-import { ConflictError, ForbiddenError, NotFoundError } from '../src/errors.js';
+import { ConflictError, ForbiddenError, InputError, NotFoundError } from '../src/errors.js';
 import { InventoryError, BmcAuthError, BmcUnreachableError, BmcUnsupportedError } from '../src/machine/errors.js';
 import { parseInventory, normalizeMac, type MachineSpec } from '../src/machine/inventory.js';
 import { SecretBox, redactMachine, SecretKeyError } from '../src/machine/secrets.js';
@@ -157,7 +157,7 @@ test('machines: import is all-or-nothing against the store; add validates', asyn
     return true;
   });
   assert.deepEqual((await listMachines(store)).map((m) => m.name), ['node01', 'node02']);
-  await assert.rejects(addMachine(store, box, { name: 'x' }), InventoryError);
+  await assert.rejects(addMachine(store, box, { name: 'x' }), (e: unknown) => e instanceof InputError && /bmc: required/.test((e as Error).message));
 });
 
 const WHEN = new Date('2026-01-01T10:00:00Z');

@@ -77,6 +77,8 @@ export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> =
     {
       logLevel: 'warn',
       schema: {
+        tags: ['config-center'],
+        security: [], // the one-time install token, not the API token
         params: MacParams,
         querystring: TokenQuery,
         headers: TokenHeaders,
@@ -100,6 +102,8 @@ export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> =
     {
       logLevel: 'warn',
       schema: {
+        tags: ['config-center'],
+        security: [], // the one-time install token, not the API token
         params: MacParams,
         querystring: TokenQuery,
         headers: TokenHeaders,
@@ -117,7 +121,12 @@ export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> =
     '/v1/config-center/:mac/seed/:token/:file',
     {
       logLevel: 'warn',
-      schema: { params: SeedParams, response: { 403: ErrorBody, 404: ErrorBody } },
+      schema: {
+        tags: ['config-center'],
+        security: [], // the one-time install token, not the API token
+        params: SeedParams,
+        response: { 403: ErrorBody, 404: ErrorBody },
+      },
     },
     async (req, reply) => {
       const seed = await center.seed(req.params.mac, req.params.token, req.params.file);

@@ -15,7 +15,7 @@ import { isIP } from 'node:net';
 import { ForbiddenError, NotFoundError } from '../errors.js';
 import type { BootFileWriter } from './bootfiles.js';
 import { normalizeMac, type MachineIdentity, type MachineRecord } from './inventory.js';
-import { findByMac, mutateMachine, systemClock, withPhase, type Clock, type MachineStore, type Versioned } from './machine-store.js';
+import { findByMac, mutateMachine, systemClock, withEvent, withPhase, type Clock, type MachineStore, type Versioned } from './machine-store.js';
 import { renderSeed, type ProfileRegistry, type RenderedSeed } from './profiles/index.js';
 
 export const NOT_PENDING = 'no install is pending for this address';
@@ -104,10 +104,23 @@ export class ConfigCenter {
     return { mac, m };
   }
 
+  /** Records on the machine (event; first time also `install.identityServedAt`) what the installer fetched. */
+  private async note(m: Versioned<MachineRecord>, type: string, message: string, at: Date): Promise<void> {
+    const tokenSha256 = m.value.status.install!.tokenSha256;
+    await mutateMachine(this.opts.store, m.value.name, (cur) => {
+      if (cur.status.phase !== 'installing' || cur.status.install?.tokenSha256 !== tokenSha256) return cur;
+      const next = withEvent(cur, at, type, message);
+      if (type === 'identity' && !next.status.install!.identityServedAt) next.status.install!.identityServedAt = at.toISOString();
+      return next;
+    }).catch(() => undefined); // progress bookkeeping only: never fail the installer for it
+  }
+
   async lookup(mac: string, token: string | undefined): Promise<IdentityDocument> {
     const { mac: n, m } = await this.authorize(mac, token);
     const id = m.value.identity;
-    this.opts.onEvent?.({ type: 'lookup', at: this.clock.now(), mac: n, machine: m.value.name });
+    const at = this.clock.now();
+    await this.note(m, 'identity', `config center served the identity to ${n}`, at);
+    this.opts.onEvent?.({ type: 'lookup', at, mac: n, machine: m.value.name });
     return {
       name: m.value.name,
       mac: n,
@@ -123,8 +136,11 @@ export class ConfigCenter {
     const { mac: n, m } = await this.authorize(mac, token);
     if (!this.opts.profiles) throw new NotFoundError('not found');
     const profile = this.opts.profiles.get(m.value.status.install!.osProfile);
-    this.opts.onEvent?.({ type: 'seed', at: this.clock.now(), mac: n, machine: m.value.name, file });
-    return renderSeed(profile, { machine: m.value.name, mac: n, token, serverUrl: m.value.status.install!.serverUrl, identity: m.value.identity }, file);
+    const rendered = renderSeed(profile, { machine: m.value.name, mac: n, token, serverUrl: m.value.status.install!.serverUrl, identity: m.value.identity }, file);
+    const at = this.clock.now();
+    await this.note(m, 'seed', `config center served ${file} to ${n}`, at);
+    this.opts.onEvent?.({ type: 'seed', at, mac: n, machine: m.value.name, file });
+    return rendered;
   }
 
   /** The installer is done: delete the boot files now, mark the machine installed. */

@@ -73,6 +73,8 @@ export interface InstallRecord {
   /** MACs boot files were written for (as read from the BMC). */
   macs: string[];
   bootFiles: string[];
+  /** When the installer first fetched its identity from the config center. */
+  identityServedAt?: string;
 }
 
 export interface MachineStatus {
@@ -106,9 +108,12 @@ export const MAX_EVENTS = 50;
 // ---------------------------------------------------------------------------------
 // Field validators (each returns an error message or undefined)
 
-const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Machine names (and the API's path parameter): DNS-label-like. */
+export const MACHINE_NAME_PATTERN = '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$';
+export const OS_PROFILE_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
+const NAME_RE = new RegExp(MACHINE_NAME_PATTERN);
 const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
-const PROFILE_RE = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+const PROFILE_RE = new RegExp(OS_PROFILE_PATTERN);
 
 /** Normalizes a MAC in any common spelling to `aa:bb:cc:dd:ee:ff`; undefined if invalid. */
 export function normalizeMac(input: string): string | undefined {

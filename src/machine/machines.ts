@@ -3,7 +3,7 @@
  * add / import FILE / ls / get / rm / inspect. They take the store and the secret box
  * and return redacted views only.
  */
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, InputError, NotFoundError, type KiverError } from '../errors.js';
 import type { BmcDriverFactory } from './bmc/driver.js';
 import type { BootFileWriter } from './bootfiles.js';
 import { InventoryError, type InventoryProblem } from './errors.js';
@@ -41,11 +41,22 @@ async function checkAgainstStore(store: MachineStore, specs: MachineSpec[], line
   if (problems.length > 0) throw new InventoryError(problems);
 }
 
+/** One machine's problems as a single error naming every field (no lines: there is no file). */
+function specError(problems: InventoryProblem[], Kind: typeof InputError | typeof ConflictError = InputError): KiverError {
+  const msg = problems.map((p) => `${p.field ? `${p.field}: ` : ''}${p.message}`).join('; ');
+  return new Kind(msg, problems[0]?.field || undefined);
+}
+
 /** `kiver machine add`: one machine from its nested JSON form (the API body). */
 export async function addMachine(store: MachineStore, secrets: SecretBox, body: unknown, clock: Clock = systemClock): Promise<MachineView> {
   const { spec, problems } = validateMachine(body, () => 0);
-  if (!spec) throw new InventoryError(problems);
-  await checkAgainstStore(store, [spec], () => 0);
+  if (!spec) throw specError(problems);
+  try {
+    await checkAgainstStore(store, [spec], () => 0);
+  } catch (err) {
+    if (err instanceof InventoryError) throw specError(err.problems, ConflictError);
+    throw err;
+  }
   const rec = newRecord(spec, secrets, clock.now());
   await store.create([rec]);
   return redactMachine(rec);

@@ -25,17 +25,26 @@ export interface ReaperOptions {
   onReap?: (r: ReapResult) => void;
 }
 
-/** Machines `installing` past their token expiry → failed (their boot files are reaped too). */
-export async function expireInstalls(store: MachineStore, clock: Clock = systemClock): Promise<string[]> {
+/**
+ * Machines `installing` past their token expiry → failed (their boot files are reaped
+ * too). With `maxAgeMs`, an install older than that counts as expired as well: its boot
+ * files are being reaped, so it cannot go on (a hand-run `reap --max-age` shorter than
+ * the token lifetime).
+ */
+export async function expireInstalls(store: MachineStore, clock: Clock = systemClock, maxAgeMs?: number): Promise<string[]> {
   const now = clock.now();
   const expired: string[] = [];
+  const isExpired = (inst: { expiresAt: string; startedAt: string }) =>
+    new Date(inst.expiresAt).getTime() <= now.getTime() || (maxAgeMs !== undefined && now.getTime() - new Date(inst.startedAt).getTime() > maxAgeMs);
   for (const v of await store.list()) {
     const inst = v.value.status.install;
-    if (v.value.status.phase !== 'installing' || !inst || new Date(inst.expiresAt).getTime() > now.getTime()) continue;
+    if (v.value.status.phase !== 'installing' || !inst || !isExpired(inst)) continue;
     try {
       await mutateMachine(store, v.value.name, (m) => {
         if (m.status.phase !== 'installing' || m.status.install?.tokenSha256 !== inst.tokenSha256) return m;
-        const reason = `the installer did not report within the boot file's lifetime (expired ${inst.expiresAt}); boot files removed`;
+        const reason = new Date(inst.expiresAt).getTime() <= now.getTime()
+          ? `the installer did not report within the boot file's lifetime (expired ${inst.expiresAt}); boot files removed`
+          : `the installer did not report within the reaper's max age (${Math.round(maxAgeMs! / 1000)} s, started ${inst.startedAt}); boot files removed`;
         const f = withPhase(m, 'failed', now, reason, reason);
         delete f.status.install;
         return f;
@@ -58,7 +67,7 @@ export async function reapBootFiles(opts: ReaperOptions): Promise<ReapResult> {
     if (f.ageMs > maxAge && (await opts.bootFiles.removeIfKiver(f.path))) deleted.push(f);
     else kept.push(f);
   }
-  const expiredInstalls = opts.store ? await expireInstalls(opts.store, clock) : [];
+  const expiredInstalls = opts.store ? await expireInstalls(opts.store, clock, maxAge) : [];
   const r = { deleted, kept, expiredInstalls };
   opts.onReap?.(r);
   return r;

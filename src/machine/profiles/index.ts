@@ -8,6 +8,7 @@
  * all end with the same post-install call: GET the identity, apply it, POST installed.
  */
 import { InputError, NotFoundError } from '../../errors.js';
+import { parse as parseYaml } from 'yaml';
 import type { MachineIdentity } from '../inventory.js';
 import { renderDebianPreseed } from './debian-preseed.js';
 import { renderRockyKickstart } from './rocky-kickstart.js';
@@ -109,4 +110,42 @@ export class ProfileRegistry {
   list(): OsProfile[] {
     return [...this.byName.values()];
   }
+}
+
+export const PROFILE_KINDS: readonly ProfileKind[] = ['debian-preseed', 'rocky-kickstart', 'ubuntu-autoinstall', 'busybox-test'];
+
+/**
+ * The server's OS profiles from a YAML/JSON file (`kiver server --os-profiles FILE`):
+ * a list of profiles, or `{profiles: [...]}`. Every problem is reported at once.
+ */
+export function parseProfiles(text: string, source = 'OS profiles'): OsProfile[] {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new InputError(`${source}: not YAML/JSON: ${(err as Error).message.split('\n')[0]}`, 'profiles');
+  }
+  const list = Array.isArray(doc) ? doc : (doc as { profiles?: unknown } | null)?.profiles;
+  if (!Array.isArray(list)) throw new InputError(`${source}: expected a list of profiles (or {profiles: [...]})`, 'profiles');
+  const problems: string[] = [];
+  const out: OsProfile[] = [];
+  const urlOk = (v: unknown) => typeof v === 'string' && v.length > 0 && !/[\s"'\\]/.test(v);
+  list.forEach((p: unknown, i) => {
+    const at = `profiles[${i}]`;
+    if (!p || typeof p !== 'object' || Array.isArray(p)) return void problems.push(`${at}: expected a mapping`);
+    const r = p as Record<string, unknown>;
+    for (const k of Object.keys(r)) if (!['name', 'kind', 'kernelUrl', 'initrdUrl', 'append', 'params'].includes(k)) problems.push(`${at}.${k}: unknown field`);
+    if (typeof r.name !== 'string' || !/^[a-z0-9][a-z0-9._-]{0,62}$/.test(r.name)) problems.push(`${at}.name: required, lowercase letters, digits, ".", "_", "-"`);
+    if (!PROFILE_KINDS.includes(r.kind as ProfileKind)) problems.push(`${at}.kind: expected one of ${PROFILE_KINDS.join(', ')}`);
+    if (!urlOk(r.kernelUrl)) problems.push(`${at}.kernelUrl: required, a URL or TFTP path without spaces or quotes`);
+    if (!urlOk(r.initrdUrl)) problems.push(`${at}.initrdUrl: required, a URL or TFTP path without spaces or quotes`);
+    if (r.append !== undefined && (!Array.isArray(r.append) || !r.append.every(urlOk))) problems.push(`${at}.append: expected a list of kernel arguments without spaces or quotes`);
+    if (r.params !== undefined && (!r.params || typeof r.params !== 'object' || Array.isArray(r.params) || !Object.values(r.params).every((v) => typeof v === 'string'))) {
+      problems.push(`${at}.params: expected a mapping of strings`);
+    }
+    if (out.some((o) => o.name === r.name)) problems.push(`${at}.name: "${String(r.name)}" is listed twice`);
+    out.push(r as unknown as OsProfile);
+  });
+  if (problems.length > 0) throw new InputError(`${source}: ${problems.join('; ')}`, 'profiles');
+  return out;
 }
