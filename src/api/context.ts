@@ -5,6 +5,7 @@ import type { EventRecorder } from '../controllers/events.js';
 import type { TokenAuth, Role } from './auth.js';
 import type { Logger } from '../log.js';
 import type { SecretBox } from '../secrets.js';
+import type { Provisioning } from '../machine/provisioning.js';
 
 /** What route modules get; nothing else reaches them. */
 export interface ApiContext {
@@ -16,6 +17,8 @@ export interface ApiContext {
   secrets: SecretBox;
   /** Lease TTL (s) for agent heartbeats. */
   nodeLeaseTtl: number;
+  /** Bare-metal provisioning (machines, config center); routes are mounted when set. */
+  machines?: Provisioning;
 }
 
 declare module 'fastify' {

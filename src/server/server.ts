@@ -19,6 +19,7 @@ import { buildApi } from '../api/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { InputError } from '../errors.js';
 import { SecretBox, SERVICE_SECRET_KEY_FILE } from '../secrets.js';
+import { Provisioning, type ProvisioningOptions } from '../machine/provisioning.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -32,6 +33,8 @@ export interface ServerOptions {
   secretKeyFile?: string;
   /** Leader lease TTL in seconds. */
   leaderTtl?: number;
+  /** Bare-metal provisioning: TFTP root, the URL machines use, reaper interval/max age, OS profiles, BMC options. */
+  machines?: ProvisioningOptions;
   log?: Logger;
 }
 
@@ -54,6 +57,7 @@ export class KiverServer {
     private readonly events: EventRecorder,
     private readonly pruneTimer: NodeJS.Timeout,
     readonly election: LeaderElection,
+    readonly machines: Provisioning,
   ) {}
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
@@ -76,30 +80,36 @@ export class KiverServer {
     const secrets = opts.secretKeyFile
       ? await SecretBox.loadOrCreate(dirname(opts.secretKeyFile), basename(opts.secretKeyFile))
       : await SecretBox.loadOrCreate(opts.dataDir, SERVICE_SECRET_KEY_FILE);
-    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30 });
+    // BMC passwords are sealed with the same (cluster-shared) key, bound to machine/<name>/bmc.
+    const machines = new Provisioning(store, secrets, log, opts.dataDir, opts.machines);
+    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     me.url = url;
+    machines.setServerUrl(url);
     // Only the leader runs controllers; every server serves the API.
     election.on('elected', () => {
       controller.start();
       nodeController.start();
+      machines.startReaper();
     });
     election.on('deposed', () => {
       nodeController.stop();
       void controller.stop();
+      machines.stopReaper();
     });
     await election.start();
     const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines);
   }
 
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     await this.election.stop();
+    this.machines.stopReaper();
     this.nodeController.stop();
     await this.controller.stop();
     await this.app.close();
