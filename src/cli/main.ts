@@ -6,6 +6,8 @@ import { registerAdmin } from './admin.js';
 import { registerUp } from './up.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
+import { registerMachine } from './machine.js';
+import { registerPxe } from './pxe.js';
 
 /** Builds the `kiver` command tree; each group lives in its own file under cli/. */
 export function buildProgram(): Command {
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   registerService(program);
   registerNode(program);
   registerEvents(program);
+  registerMachine(program);
+  registerPxe(program);
   registerImage(program);
   registerAdmin(program);
   registerGuard(program);

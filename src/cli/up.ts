@@ -9,6 +9,7 @@ import { defaultDataDir, writeClientFile } from './config.js';
 import { InputError } from '../errors.js';
 import { NODE_NAME } from '../model/names.js';
 import { parseDuration } from './node.js';
+import { machineOptionsFrom, machineServerOptions } from './machine.js';
 import { parseRestartCommand } from '../agent/watchdog.js';
 
 function defaultNodeName(): string {
@@ -70,20 +71,20 @@ function watchdogOptions(o: { dockerWatchdog: boolean; dockerRestartCmd: string;
 }
 
 export function registerUp(program: Command): void {
-  agentOptions(
+  agentOptions(machineServerOptions(
     program.command('up')
       .description('run Kiver on this machine: server + agent in one process, embedded store')
       .option('--data-dir <dir>', 'where the store and tokens live', defaultDataDir())
       .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
       .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s'),
-  ).action(async (o) => {
+  )).action(async (o) => {
     const log = createLogger('kiver');
     const node = checkNodeName(o.node);
     // Check Docker before anything else: without it there is nothing to run.
     await new DockerRuntime(dockerFromEnv(), node).ping();
     await ensureRoot(o.dataRoot, '--data-root');
     await ensureRoot(o.logRoot, '--log-root');
-    const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace') });
+    const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'), machines: machineOptionsFrom(o) });
     const clientFile = writeClientFile({ servers: [server.url], tokenFile: server.tokens.adminTokenFile });
     const agent = new Agent({
       servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1',
@@ -110,7 +111,7 @@ export function registerUp(program: Command): void {
     );
   });
 
-  program.command('server')
+  machineServerOptions(program.command('server'))
     .description('run the control plane (API, scheduler, controllers)')
     .option('--data-dir <dir>', 'where tokens (and the sqlite store) live', defaultDataDir())
     .option('--store <url>', 'sqlite:PATH (default: <data-dir>/kiver.db) or etcd://h1:2379,h2:2379[?ca=F&cert=F&key=F]')
@@ -121,7 +122,7 @@ export function registerUp(program: Command): void {
     .action(async (o) => {
       const server = await KiverServer.start({
         dataDir: o.dataDir, listen: o.listen, store: o.store, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'),
-        secretKeyFile: o.secretKeyFile, leaderTtl: parseDuration(o.leaderTtl, 'leader-ttl'),
+        secretKeyFile: o.secretKeyFile, leaderTtl: parseDuration(o.leaderTtl, 'leader-ttl'), machines: machineOptionsFrom(o),
       });
       onSignal(() => server.close());
       process.stdout.write(`Kiver server at ${server.url}\n  admin token: ${server.tokens.adminTokenFile}\n  join token:  ${server.tokens.joinTokenFile}\n`);
