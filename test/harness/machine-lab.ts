@@ -133,6 +133,81 @@ class Qmp {
   }
 }
 
+export interface BmcSimOptions {
+  /** Work directory: config, FRU, chassis request log and power state go here. */
+  dir: string;
+  address: string;
+  port: number;
+  user: string;
+  password: string;
+  /** The NIC MAC the BMC reports in its FRU data. */
+  mac: string;
+  /**
+   * Apply power requests to the power state at once (no machine behind the BMC).
+   * Otherwise the requests are only appended to `chassis.requests` for the lab to act on.
+   */
+  selfPower?: boolean;
+}
+
+/**
+ * OpenIPMI ipmi_sim as a BMC: LAN config (one admin user), an MC with FRU data holding
+ * the MAC, and a chassis_control program that answers at once (ipmitool resends when a
+ * BMC is slower than ~1 s). Returns the argv to run it with and where it records the
+ * chassis requests ("power 1", "reset 1", "boot pxe", one per line).
+ */
+export function writeBmcSim(o: BmcSimOptions): { argv: string[]; requestsFile: string; powerFile: string } {
+  mkdirSync(o.dir, { recursive: true });
+  const powerFile = join(o.dir, 'power');
+  const requestsFile = join(o.dir, 'chassis.requests');
+  writeFileSync(powerFile, '0\n');
+  writeFileSync(requestsFile, '');
+  const cc = join(o.dir, 'chassis-control.sh');
+  const apply = o.selfPower
+    ? `       case "$1 $2" in "power 1"|"reset 1") echo 1 > "$D/power";; "power 0") echo 0 > "$D/power";; esac\n`
+    : '';
+  writeFileSync(cc, `#!/bin/sh
+# ipmi_sim chassis_control: <mc> get|set parm [val] ... — answer at once, let the lab act.
+D='${o.dir}'
+mc=$1; op=$2; shift 2
+case "$op" in
+  get) for p in "$@"; do case "$p" in
+         power) echo "power:$(cat "$D/power")";;
+         boot) echo "boot:$(cat "$D/boot" 2>/dev/null || echo default)";;
+       esac; done;;
+  set) echo "$*" >> "$D/chassis.requests"
+${apply}       case "$1" in boot) echo "$2" > "$D/boot";; esac;;
+  *) exit 1;;
+esac
+exit 0
+`, { mode: 0o755 });
+  writeFileSync(join(o.dir, 'lan.conf'), `name "kiverlab"
+set_working_mc 0x20
+  startlan 1
+    addr ${o.address} ${o.port}
+    priv_limit admin
+    allowed_auths_callback none md2 md5 straight
+    allowed_auths_user none md2 md5 straight
+    allowed_auths_operator none md2 md5 straight
+    allowed_auths_admin none md2 md5 straight
+    guid a123456789abcdefa123456789abcdef
+  endlan
+  chassis_control "${cc} 0x20"
+  user 2 true "${o.user}" "${o.password}" admin 10 none md2 md5 straight
+`);
+  const fru = fruWithMac(o.mac);
+  writeFileSync(join(o.dir, 'sim.emu'), `mc_setbmc 0x20
+mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02
+mc_add_fru_data 0x20 0 ${fru.length} data ${fru.map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ')}
+mc_enable 0x20
+`);
+  mkdirSync(join(o.dir, 'ipmi-state'), { recursive: true });
+  return {
+    argv: ['ipmi_sim', '-c', join(o.dir, 'lan.conf'), '-f', join(o.dir, 'sim.emu'), '-s', join(o.dir, 'ipmi-state'), '-n'],
+    requestsFile,
+    powerFile,
+  };
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -288,46 +363,8 @@ export class MachineLab {
     });
 
     // The BMC: ipmi_sim on the namespace's loopback, FRU with the NIC MAC, chassis control.
-    writeFileSync(join(this.dir, 'power'), '0\n');
-    writeFileSync(join(this.dir, 'chassis.requests'), '');
-    const cc = join(this.dir, 'chassis-control.sh');
-    writeFileSync(cc, `#!/bin/sh
-# ipmi_sim chassis_control: <mc> get|set parm [val] ... — answer at once, let the lab act.
-D='${this.dir}'
-mc=$1; op=$2; shift 2
-case "$op" in
-  get) for p in "$@"; do case "$p" in
-         power) echo "power:$(cat "$D/power")";;
-         boot) echo "boot:$(cat "$D/boot" 2>/dev/null || echo default)";;
-       esac; done;;
-  set) echo "$*" >> "$D/chassis.requests"
-       case "$1" in boot) echo "$2" > "$D/boot";; esac;;
-  *) exit 1;;
-esac
-exit 0
-`, { mode: 0o755 });
-    writeFileSync(join(this.dir, 'lan.conf'), `name "kiverlab"
-set_working_mc 0x20
-  startlan 1
-    addr ${this.bmc.address} ${this.bmc.port}
-    priv_limit admin
-    allowed_auths_callback none md2 md5 straight
-    allowed_auths_user none md2 md5 straight
-    allowed_auths_operator none md2 md5 straight
-    allowed_auths_admin none md2 md5 straight
-    guid a123456789abcdefa123456789abcdef
-  endlan
-  chassis_control "${cc} 0x20"
-  user 2 true "${this.bmc.user}" "${this.bmc.password}" admin 10 none md2 md5 straight
-`);
-    const fru = fruWithMac(this.mac);
-    writeFileSync(join(this.dir, 'sim.emu'), `mc_setbmc 0x20
-mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02
-mc_add_fru_data 0x20 0 ${fru.length} data ${fru.map((b) => `0x${b.toString(16).padStart(2, '0')}`).join(' ')}
-mc_enable 0x20
-`);
-    mkdirSync(join(this.dir, 'ipmi-state'), { recursive: true });
-    this.spawnDaemon('ipmi_sim', [...this.nsExec, 'ipmi_sim', '-c', join(this.dir, 'lan.conf'), '-f', join(this.dir, 'sim.emu'), '-s', join(this.dir, 'ipmi-state'), '-n']);
+    const sim = writeBmcSim({ dir: this.dir, ...this.bmc, mac: this.mac });
+    this.spawnDaemon('ipmi_sim', [...this.nsExec, ...sim.argv]);
     const chassisFollower = new FileFollower(join(this.dir, 'chassis.requests'), (line) => {
       if (!line.trim()) return;
       this.chassis.push({ at: Date.now(), line });
