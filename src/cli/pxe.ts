@@ -9,6 +9,7 @@
 import type { Command } from 'commander';
 import { createServer } from 'node:http';
 import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { defaultDataDir } from './config.js';
 import { InputError } from '../errors.js';
@@ -98,6 +99,7 @@ export function registerPxe(program: Command): void {
     .action(async (o) => {
       const conf = configFrom(o, join(String(o.dataDir), 'dnsmasq.leases'));
       const configPath = resolve(o.configFile ?? join(String(o.dataDir), 'dnsmasq.conf'));
+      await mkdir(dirname(configPath), { recursive: true, mode: 0o700 });
       await mkdirReadable(conf.tftpRoot);
       const copied = await prepareTftpRoot({ tftpRoot: conf.tftpRoot, mode: conf.mode });
       const problem = tftpRootProblem(conf.tftpRoot);

@@ -1,8 +1,10 @@
-// The provisioning lab: a network namespace with a bridge + tap, dnsmasq configured by
-// Kiver's generator (DHCP + TFTP + RA), OpenIPMI's ipmi_sim as the BMC of a QEMU (TCG)
-// machine with an empty disk, and an HTTP server (a bare fastify on a unix socket,
-// reached from the namespace through a forwarder) for the config center and the boot
-// assets. Everything is torn down on stop(), on failure, and on process exit.
+// The provisioning lab: a network namespace with a bridge + tap, dnsmasq configured and
+// supervised by `kiver pxe serve` (DHCP + TFTP + RA), OpenIPMI's ipmi_sim as the BMC of a
+// QEMU (TCG) machine with an empty disk, an HTTP server for the boot assets (a bare
+// fastify on a unix socket, reached from the namespace through a forwarder) and a second
+// forwarded port for a Kiver server running in the test process (connectKiver). Nothing
+// leaves the namespace or loopback. Everything is torn down on stop(), on failure, on
+// process exit and on SIGTERM/SIGINT.
 //
 // The BMC's chassis_control program only appends the request to a file and answers
 // `get power` from a state file, so it returns at once (ipmitool resends when the BMC
@@ -17,11 +19,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { DnsmasqSupervisor, generateDnsmasqConfig, prepareTftpRoot } from '../../src/machine/dnsmasq.js';
 import { buildInitramfs, buildOsImage, ensureKernel, ensureLabPackages, fruWithMac } from './machine-lab-assets.js';
 
 export const LAB_SUBNET = { bridge: '10.77.0.1', prefix: 24, start: '10.77.0.100', end: '10.77.0.199', netmask: '255.255.255.0', ra: 'fd77::' };
 export const LAB_HTTP_PORT = 8080;
+/** Where the namespace reaches the Kiver server (forwarded to the test process). */
+export const LAB_KIVER_PORT = 7700;
+const KIVER_BIN = fileURLToPath(new URL('../../../bin/kiver.js', import.meta.url));
 
 export interface LabEvent {
   at: number;
@@ -229,7 +233,10 @@ export class MachineLab {
   readonly disk: string;
   readonly mac = '52:54:00:4b:56:01';
   readonly bmc = { address: '127.0.0.1', port: 623, user: 'admin', password: randomBytes(6).toString('hex') };
+  /** The lab's own HTTP server (boot assets under /lab/, plus whatever setupHttp adds). */
   readonly serverUrl = `http://${LAB_SUBNET.bridge}:${LAB_HTTP_PORT}`;
+  /** The Kiver server as the machine reaches it (see connectKiver). */
+  readonly kiverUrl = `http://${LAB_SUBNET.bridge}:${LAB_KIVER_PORT}`;
   readonly nsExec: string[];
   readonly dnsmasqLog: LabEvent[] = [];
   readonly serial: LabEvent[] = [];
@@ -238,7 +245,7 @@ export class MachineLab {
   private procs = new Set<ChildProcess>();
   private qemu?: ChildProcess;
   private qmp?: Qmp;
-  private dnsmasq?: DnsmasqSupervisor;
+  private kiverBridge?: net.Server;
   private followers: FileFollower[] = [];
   private pxePending = false;
   private queue: Promise<void> = Promise.resolve();
@@ -286,6 +293,25 @@ export class MachineLab {
     return r.stdout;
   }
 
+  /**
+   * Makes the Kiver server listening on 127.0.0.1:`port` (in this process, outside the
+   * namespace) reachable from the namespace at `kiverUrl`: the forwarder there connects
+   * to a unix socket, which this pipes to the server's TCP port.
+   */
+  async connectKiver(port: number): Promise<void> {
+    const sock = join(this.dir, 'kiver.sock');
+    rmSync(sock, { force: true });
+    this.kiverBridge = net.createServer((c) => {
+      const u = net.connect(port, '127.0.0.1');
+      c.pipe(u);
+      u.pipe(c);
+      const abort = () => { c.destroy(); u.destroy(); };
+      c.on('error', abort);
+      u.on('error', abort);
+    });
+    await new Promise<void>((resolve) => this.kiverBridge!.listen(sock, resolve));
+  }
+
   private spawnDaemon(name: string, cmd: string[], onLine?: (l: string) => void): ChildProcess {
     // Spawned directly (ip netns exec execs the program), so the pid is the daemon's.
     const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -327,23 +353,18 @@ export class MachineLab {
     n('link', 'set', 'tap0', 'up');
     n('link', 'set', 'br0', 'up');
 
-    // TFTP root and dnsmasq from Kiver's generator, supervised by Kiver's supervisor.
-    await prepareTftpRoot({ tftpRoot: this.tftpRoot, mode: 'pxelinux' });
-    const conf = join(this.dir, 'dnsmasq.conf');
-    writeFileSync(conf, generateDnsmasqConfig({
-      interface: 'br0',
-      dhcpRange: { start: LAB_SUBNET.start, end: LAB_SUBNET.end, netmask: LAB_SUBNET.netmask, leaseTime: '1h' },
-      tftpRoot: this.tftpRoot,
-      mode: 'pxelinux',
-      raPrefix: LAB_SUBNET.ra,
-      leaseFile: join(this.dir, 'dnsmasq.leases'),
-    }));
-    this.dnsmasq = new DnsmasqSupervisor({
-      configPath: conf,
-      commandPrefix: this.nsExec,
-      onLog: (line, at) => this.dnsmasqLog.push({ at: at.getTime(), line }),
+    // dnsmasq: `kiver pxe serve` prepares the TFTP root, writes the config and supervises it.
+    const pxe = this.spawnDaemon('pxe', [
+      ...this.nsExec, process.execPath, KIVER_BIN, 'pxe', 'serve', '--interface', 'br0',
+      '--dhcp-range', `${LAB_SUBNET.start},${LAB_SUBNET.end},${LAB_SUBNET.netmask}`, '--ra-prefix', LAB_SUBNET.ra,
+      '--tftp-root', this.tftpRoot, '--data-dir', join(this.dir, 'pxe'), '--mode', 'pxelinux',
+    ], (line) => {
+      if (line.startsWith('kiver:')) this.log(`[pxe] ${line}`);
+      else this.dnsmasqLog.push({ at: Date.now(), line });
     });
-    this.dnsmasq.start();
+    await this.waitFor(this.dnsmasqLog, /started, version/, 0, 20_000, 'dnsmasq (kiver pxe serve) to start').catch((err) => {
+      throw pxe.exitCode !== null ? new Error(`kiver pxe serve exited ${pxe.exitCode}`) : err;
+    });
 
     // HTTP: config center + boot assets on a unix socket; a forwarder in the namespace.
     const sock = join(this.dir, 'http.sock');
@@ -356,11 +377,14 @@ export class MachineLab {
     await this.opts.setupHttp?.(this.http, this);
     await this.http.listen({ path: sock });
     const here = dirname(fileURLToPath(import.meta.url));
-    const fwd = this.spawnDaemon('forward', [...this.nsExec, process.execPath, join(here, 'machine-lab-forward.js'), LAB_SUBNET.bridge, String(LAB_HTTP_PORT), sock]);
-    await new Promise<void>((resolve, reject) => {
-      fwd.stdout!.once('data', () => resolve());
-      fwd.once('close', () => reject(new Error('forwarder died')));
-    });
+    const forward = (port: number, socket: string) => {
+      const f = this.spawnDaemon('forward', [...this.nsExec, process.execPath, join(here, 'machine-lab-forward.js'), LAB_SUBNET.bridge, String(port), socket]);
+      return new Promise<void>((resolve, reject) => {
+        f.stdout!.once('data', () => resolve());
+        f.once('close', () => reject(new Error('forwarder died')));
+      });
+    };
+    await Promise.all([forward(LAB_HTTP_PORT, sock), forward(LAB_KIVER_PORT, join(this.dir, 'kiver.sock'))]);
 
     // The BMC: ipmi_sim on the namespace's loopback, FRU with the NIC MAC, chassis control.
     const sim = writeBmcSim({ dir: this.dir, ...this.bmc, mac: this.mac });
@@ -512,9 +536,18 @@ export class MachineLab {
     return false;
   }
 
+  /** Every process in the lab's namespace (ours: dnsmasq under kiver pxe serve, qemu, ...). */
+  private nsPids(): number[] {
+    const r = spawnSync('ip', ['netns', 'pids', this.ns], { encoding: 'utf8' });
+    return (r.stdout ?? '').split('\n').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  }
+
   private killAllSync(): void {
     for (const p of this.procs) {
       try { p.kill('SIGKILL'); } catch { /* gone */ }
+    }
+    for (const pid of this.nsPids()) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     }
     spawnSync('ip', ['netns', 'del', this.ns]);
     if (!(this.opts.keep || process.env.KIVER_LAB_KEEP)) rmSync(this.dir, { recursive: true, force: true });
@@ -525,7 +558,7 @@ export class MachineLab {
     this.stopped = true;
     for (const f of this.followers) f.stop();
     this.qmp?.close();
-    await this.dnsmasq?.stop();
+    this.kiverBridge?.close();
     const waits = [...this.procs].map((p) => new Promise<void>((r) => {
       if (p.exitCode !== null || p.signalCode !== null) return r();
       p.once('close', () => r());
@@ -533,6 +566,9 @@ export class MachineLab {
       setTimeout(() => { try { p.kill('SIGKILL'); } catch { /* gone */ } }, 2000).unref();
     }));
     await Promise.all(waits);
+    for (const pid of this.nsPids()) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    }
     await this.http?.close().catch(() => undefined);
     spawnSync('ip', ['netns', 'del', this.ns]);
     if (!(this.opts.keep || process.env.KIVER_LAB_KEEP)) rmSync(this.dir, { recursive: true, force: true });
