@@ -1,6 +1,7 @@
 /**
  * The store contract on a real 3-member etcd cluster, plus failover: kill -9 of the
- * leader mid-suite, then writes, reads and a running watch must carry on.
+ * leader mid-suite, then writes, reads and a running watch must carry on; and on the
+ * healthy cluster, no call may stall under concurrent keepAlive/get/txn/watch load.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,6 +51,76 @@ describe('etcd store', () => {
     } finally {
       await secure.stop();
     }
+  });
+
+  it('healthy cluster: concurrent keepAlive/get/txn and watch churn never stall a call', async (t) => {
+    // Regression: every keepAlive used to cancel() its still-writable stream; etcd3 took
+    // the CANCELLED for a host failure (reset all of the host's connections, open its
+    // breaker for 500 ms), and concurrent calls waited out open breakers for 1–5 s.
+    const s = await EtcdStore.open({ endpoints: cluster.endpoints });
+    const p = `/stall/${randomUUID()}/`;
+    const loops = 4;
+    const leases = await Promise.all(Array.from({ length: loops }, () => s.grantLease(30)));
+    const watched: number[] = [];
+    const watchErrors: Error[] = [];
+    const running = await s.watch(p, {
+      afterRevision: await s.revision(),
+      onEvents: (_events, revision) => watched.push(revision),
+      onError: (err) => watchErrors.push(err),
+    });
+    const lat: Record<string, number[]> = { keepAlive: [], get: [], txn: [], watch: [] };
+    const slow: string[] = [];
+    const runFor = 4_000;
+    const end = performance.now() + runFor;
+    const timed = async (what: string, fn: () => Promise<unknown>) => {
+      const t0 = performance.now();
+      await fn();
+      const ms = performance.now() - t0;
+      lat[what].push(ms);
+      if (ms > 1_000) slow.push(`${what} ${ms.toFixed(0)} ms`);
+    };
+    const loop = async (what: string, fn: () => Promise<unknown>) => {
+      while (performance.now() < end) await timed(what, fn);
+    };
+    let lastTxn = 0;
+    await Promise.all([
+      ...leases.map((lease) => loop('keepAlive', async () => assert.ok((await s.keepAlive(lease)) > 0))),
+      ...leases.map((_, i) => loop('get', () => s.get(`${p}${i}`))),
+      ...leases.map((_, i) =>
+        loop('txn', async () => {
+          const key = `${p}${i}`;
+          const kv = await s.get(key);
+          const r = await s.txn({
+            compare: [{ key, modRevision: kv?.modRevision ?? 0 }],
+            success: [{ type: 'put', key, value: String(performance.now()) }],
+          });
+          assert.equal(r.succeeded, true, 'nobody else writes this key');
+          lastTxn = Math.max(lastTxn, r.revision);
+        }),
+      ),
+      // Watches opened and cancelled all along: a cancel must not count against a host either.
+      loop('watch', async () => {
+        const w = await s.watch(p, { afterRevision: await s.revision(), onEvents: () => {}, onError: () => {} });
+        await w.cancel();
+      }),
+    ]);
+    await waitFor(() => watched.at(-1) === lastTxn, 'the running watch to see the last txn');
+    await running.cancel();
+    await Promise.all(leases.map((l) => s.revokeLease(l)));
+    await s.close();
+
+    const all = Object.values(lat).flat().sort((a, b) => a - b);
+    const p99 = all[Math.floor(all.length * 0.99)];
+    t.diagnostic(
+      `${all.length} calls in ${runFor} ms: ` +
+        Object.entries(lat)
+          .map(([w, a]) => `${w} ${a.length} (max ${Math.max(...a).toFixed(0)} ms)`)
+          .join(', ') +
+        `; p99 ${p99.toFixed(0)} ms, max ${all.at(-1)!.toFixed(0)} ms`,
+    );
+    assert.deepEqual(slow, [], 'no call may take more than 1 s on a healthy cluster');
+    assert.deepEqual(watchErrors, []);
+    for (const [what, a] of Object.entries(lat)) assert.ok(a.length >= 20, `only ${a.length} ${what} calls in ${runFor} ms`);
   });
 
   it('kill -9 of the leader: writes resume, and running watches miss nothing', async (t) => {

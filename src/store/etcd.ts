@@ -7,7 +7,10 @@
  * - every attempt has its own deadline (callTimeoutMs), and a call retries through
  *   failover for up to retryWindowMs before it gives up with UnavailableError;
  * - each host sits behind a circuit breaker that opens on its first failure and
- *   half-opens after 500 ms (etcd3's default skips a host for 5 s after 3 timeouts);
+ *   half-opens after 500 ms (etcd3's default skips a host for 5 s after 3 timeouts).
+ *   A CANCELLED status is never a host failure: it is what cancelling our own stream
+ *   raises. Such a hair-trigger breaker must only ever see real failures — see
+ *   endStream() for how our own stream shutdowns stay out of it;
  * - etcd3's own global retry is off: whether a retry is safe depends on the call.
  *   Reads, keepAlive and puts are retried on any transient error (a put applied twice
  *   writes the same value twice). A delete or txn is retried only when the request
@@ -22,11 +25,15 @@
 import { readFileSync } from 'node:fs';
 import { randomInt } from 'node:crypto';
 import {
+  castGrpcError,
   Etcd3,
   EtcdLeaseInvalidError,
+  GRPCCancelledError,
+  GRPCUnavailableError,
   isRecoverableError,
   type IDuplexStream,
   type IKeyValue,
+  type ILeaseKeepAliveResponse,
   type IOptions,
   type IRequestOp,
   type IWatchRequest,
@@ -123,6 +130,29 @@ function mapError(err: unknown, what: string): Error {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * What opens a host's circuit breaker: etcd3's recoverable errors (unavailable, deadline
+ * exceeded, …) except CANCELLED, which our own stream.cancel() raises on a healthy host.
+ */
+function hostFailure(err: Error): boolean {
+  return isRecoverableError(err) && !(err instanceof GRPCCancelledError);
+}
+
+/**
+ * Shuts one of our streams down without it counting as a failure of its host. etcd3
+ * reports every error of a stream that is still writable to the pool (markFailed), which
+ * then closes all of that host's gRPC clients (every call and watch stream on the
+ * connection) and feeds the error to the host's breaker — and cancel() ends a stream with
+ * a CANCELLED error. Half-closing first makes the stream non-writable, so the CANCELLED
+ * that follows stays between us and the stream. (Cancelling a writable stream after every
+ * keepAlive used to reset a host and open its breaker for 500 ms ten times a second, and
+ * other calls waited out the open breakers: the "stalls" of up to several seconds.)
+ */
+function endStream(stream: IDuplexStream<unknown, unknown>): void {
+  stream.end();
+  stream.cancel();
+}
+
 export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly callTimeoutMs: number;
@@ -152,7 +182,7 @@ export class EtcdStore implements Store {
       dialTimeout: this.callTimeoutMs,
       faultHandling: {
         host: () =>
-          circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(1) }),
+          circuitBreaker(handleWhen(hostFailure), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(1) }),
         global: noop,
       },
       grpcOptions: {
@@ -306,22 +336,45 @@ export class EtcdStore implements Store {
   }
 
   async keepAlive(lease: number): Promise<number> {
-    const res = await this.call('keepAlive', 'always', async (o) => {
-      const stream = await this.client.leaseClient.leaseKeepAlive(o);
-      return new Promise<{ TTL: string }>((resolve, reject) => {
-        stream.on('data', (r) => {
-          resolve(r);
-          stream.cancel();
-        });
-        stream.on('error', reject);
-        stream.on('end', () => reject(new UnavailableError('etcd keepAlive: stream ended without an answer')));
-        stream.write({ ID: lease });
-      });
-    });
+    const res = await this.call('keepAlive', 'always', (o) => this.keepAliveOnce(lease, o));
     // etcd answers TTL 0 for a lease that expired, was revoked or never existed.
     const ttl = Number(res.TTL);
     if (ttl <= 0) throw new NotFoundError(`lease ${lease} not found or expired`, 'lease');
     return ttl;
+  }
+
+  /**
+   * One keep-alive round trip. etcd has no unary keep-alive, so this is one short
+   * LeaseKeepAlive stream, used like a unary call (as etcd3's own Lease.keepaliveOnce
+   * does): write the id, read the answer, half-close — etcd then ends the stream with OK.
+   * The attempt's deadline bounds the stream; a stream that fails on its own (deadline,
+   * dropped connection) is still reported to its host's breaker by etcd3, as a unary call
+   * would be.
+   */
+  private async keepAliveOnce(lease: number, o: CallOptions): Promise<ILeaseKeepAliveResponse> {
+    const stream = await this.client.leaseClient.leaseKeepAlive(o);
+    return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+      let settled = false;
+      stream.on('data', (r) => {
+        if (settled) return;
+        settled = true;
+        resolve(r);
+        stream.end();
+      });
+      stream.on('error', (err) => {
+        if (settled) return;
+        settled = true;
+        // Typed like etcd3's unary errors, so call() can tell a transient one.
+        reject(castGrpcError(err));
+      });
+      stream.on('end', () => {
+        if (settled) return;
+        settled = true;
+        reject(new GRPCUnavailableError('etcd keepAlive: stream ended without an answer'));
+        endStream(stream);
+      });
+      stream.write({ ID: lease });
+    });
   }
 
   async revokeLease(lease: number): Promise<void> {
@@ -417,7 +470,7 @@ class EtcdWatch implements Watch {
       return;
     }
     if (this.closed) {
-      stream.cancel();
+      endStream(stream);
       return;
     }
     this.stream = stream;
@@ -485,7 +538,7 @@ class EtcdWatch implements Watch {
   private onBroken(stream: IDuplexStream<IWatchRequest, IWatchResponse>): void {
     if (this.closed || stream !== this.stream) return;
     this.stream = undefined;
-    stream.cancel();
+    endStream(stream);
     this.reconnectLater();
   }
 
@@ -515,7 +568,7 @@ class EtcdWatch implements Watch {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    this.stream?.cancel();
+    if (this.stream) endStream(this.stream);
     this.stream = undefined;
     this.forget();
   }
