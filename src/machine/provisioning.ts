@@ -52,6 +52,7 @@ export class Provisioning {
   readonly reapIntervalMs: number;
   private readonly urlFixed: boolean;
   private stopTimer?: () => void;
+  private urlChecked = false;
 
   constructor(kv: Store, readonly secrets: SecretBox, private readonly log: Logger, dataDir: string, o: ProvisioningOptions = {}) {
     const clock = o.clock ?? systemClock;
@@ -88,9 +89,16 @@ export class Provisioning {
   setServerUrl(url: string): void {
     if (this.urlFixed) return;
     this.deps.serverUrl = url;
-    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  }
+
+  /** Once, at the first install: a loopback machine URL is almost surely a missing --machine-url. */
+  private checkUrl(): void {
+    if (this.urlChecked) return;
+    this.urlChecked = true;
+    const url = this.deps.serverUrl;
+    const host = url ? new URL(url).hostname.replace(/^\[|\]$/g, '') : '';
     if (host === 'localhost' || (isIP(host) === 4 && host.startsWith('127.')) || host === '::1') {
-      this.log.warn({ url }, 'machines are told to reach this server at a loopback address; set --machine-url to an address on the provisioning network');
+      this.log.warn({ url }, 'installing machines are told to reach this server at a loopback address; set --machine-url to an address on the provisioning network');
     }
   }
 
@@ -126,6 +134,7 @@ export class Provisioning {
 
   /** One install; throws the typed error (409 already installing, 502/503 BMC, ...). */
   async install(name: string, opts: InstallOptions = {}): Promise<InstallStarted> {
+    this.checkUrl();
     try {
       const started = await startInstall(this.deps, name, opts);
       this.count(name, { ok: true, started });
@@ -138,6 +147,7 @@ export class Provisioning {
 
   /** Many installs, at most `concurrency` BMC conversations at once; one outcome each. */
   async installMany(names: string[], opts: InstallOptions & { concurrency?: number } = {}): Promise<InstallOutcome[]> {
+    this.checkUrl();
     const out = await installMany(this.deps, names, opts);
     for (const o of out) this.count(o.name, o.ok ? { ok: true, started: o.started! } : { ok: false, error: o.error! });
     return out;
