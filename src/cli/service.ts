@@ -119,7 +119,7 @@ export function registerService(program: Command): void {
     .requiredOption('--image <ref>', 'container image, e.g. kiver/redis:latest')
     .option('--cmd <command>', 'command, run with /bin/sh -c')
     .option('--replicas <n>', 'replica count', '3')
-    .option('--cpu <cores>', 'CPU cores per replica', '0.5')
+    .option('--cpu <cores>', 'CPU cores per replica (reserved by the scheduler; with shares also the weight)', '0.1')
     .option('--cpu-policy <policy>', 'shares | cpuset | quota', 'shares')
     .option('--memory <size>', 'memory limit per replica, e.g. 512m', '256m')
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])

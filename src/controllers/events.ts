@@ -22,7 +22,8 @@ export class EventRecorder {
         lastAt: now,
       };
       await this.store.put(key, JSON.stringify(ev));
-      (type === 'Warning' ? this.log.warn : this.log.info).call(this.log, { object, reason }, message);
+      // Repeats only bump the count; the log says each cause once.
+      if (ev.count === 1) (type === 'Warning' ? this.log.warn : this.log.info).call(this.log, { object, reason }, message);
     } catch (err) {
       this.log.warn({ err: (err as Error).message, object, reason }, 'could not record event');
     }

@@ -97,7 +97,8 @@ export interface Service {
   deleting?: { purge: boolean; at: string };
 }
 
-export const DEFAULTS = { cpu: 0.5, cpuPolicy: 'shares' as CpuPolicy, memory: 256 * 1024 * 1024, replicas: 3 };
+/** 0.1 core by default: with shares it is a weight, not a cap, so small defaults pack a node the way Nomad's 100 MHz does. */
+export const DEFAULTS = { cpu: 0.1, cpuPolicy: 'shares' as CpuPolicy, memory: 256 * 1024 * 1024, replicas: 3 };
 
 /** Semantic checks the JSON schema cannot express; returns [field, message] or undefined. */
 export function checkServiceSpec(spec: ServiceSpec): [string, string] | undefined {
