@@ -347,7 +347,8 @@ describe('kiver-guard: watch limit', () => {
   });
 
   const canUnshare = spawnSync('unshare', ['-U', '-r', 'sh', '-c', 'echo 4 > /proc/sys/user/max_inotify_watches'], { stdio: 'ignore' }).status === 0;
-  it('on the kernel limit (ENOSPC): names the sysctl, exposes it as a metric, keeps linking by scanning', { skip: canUnshare ? false : 'needs unshare -U (user namespaces)' }, async (t) => {
+  it('on the kernel limit (ENOSPC): names the sysctl, exposes it as a metric, keeps linking by scanning', async (t) => {
+    assert.ok(canUnshare, 'this test needs user namespaces (unshare -U -r) to make a real ENOSPC without touching the host');
     const tree = makeTree(t);
     for (const rel of ['svc/0/a/b/c/1.log', 'svc/1/x/2.log']) tree.write(rel);
     // A user namespace with its own, tiny inotify watch limit: a real ENOSPC without touching the host's sysctl.
