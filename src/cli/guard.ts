@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { InputError } from '../errors.js';
 import { LogGuard } from '../guard/index.js';
+import { parseListen } from '../server/server.js';
 
 interface GuardFlags {
   root: string;
@@ -28,14 +29,6 @@ function integer(v: string, flag: string, min: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min) throw new InputError(`${flag} must be an integer >= ${min}, got ${JSON.stringify(v)}`, flag);
   return n;
-}
-
-/** Parses `host:port` ([v6]:port too); port 0 picks a free port (printed at start). */
-export function parseListen(v: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(v);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new InputError(`--metrics-listen must be HOST:PORT (e.g. 127.0.0.1:9105), got ${JSON.stringify(v)}`, 'metrics-listen');
-  return { host: (m[1] ?? m[2])!, port };
 }
 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
@@ -81,7 +74,7 @@ export function registerGuard(program: Command): void {
         maxNameBytes: integer(flags.maxNameBytes, '--max-name-bytes', 64),
         keepAlive: !flags.once,
       });
-      const listenAt = flags.metricsListen === undefined ? null : parseListen(flags.metricsListen);
+      const listenAt = flags.metricsListen === undefined ? null : parseListen(flags.metricsListen, 'metrics-listen');
 
       if (flags.once) {
         await guard.start();

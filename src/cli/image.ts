@@ -1,31 +1,8 @@
-import { Command, Option } from 'commander';
+import type { Command } from 'commander';
+import { format, secs, table } from './output.js';
 import { InputError } from '../errors.js';
 import { buildImage, defaultCacheDir, fmtBytes, listImages, type BuildProgress, type BuildResult } from '../image/build.js';
 import { RECIPES } from '../image/catalog.js';
-
-/**
- * `-o json|table`: the program's global --output when it has one, else our own per
- * subcommand. Read with optsWithGlobals() either way.
- */
-function withOutput(program: Command, cmd: Command): Command {
-  if (!program.options.some((o) => o.long === '--output')) {
-    cmd.addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'));
-  }
-  return cmd;
-}
-
-function outputFormat(cmd: Command): 'table' | 'json' {
-  const o = (cmd.optsWithGlobals() as { output?: string }).output ?? 'table';
-  if (o !== 'table' && o !== 'json') throw new InputError(`--output: expected table or json, got "${o}"`, 'output');
-  return o;
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd()).join('\n') + '\n';
-}
-
-const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
 /**
  * Progress on stderr, one line per phase: image, phase, its duration, what it did.
@@ -77,7 +54,7 @@ export function registerImage(program: Command): void {
     .argument('<names...>', `image names: ${RECIPES.map((r) => r.name).join(', ')}`)
     .option('--force', 'rebuild even if Docker already has the image (base images stay cached)', false)
     .option('--cache-dir <dir>', `where .debs and root tars are kept (default ${defaultCacheDir()})`);
-  withOutput(program, build).action(async (names: string[], opts: { force: boolean; cacheDir?: string }, cmd: Command) => {
+  build.action(async (names: string[], opts: { force: boolean; cacheDir?: string }, cmd: Command) => {
     for (const n of names) if (!RECIPES.some((r) => r.name === n || `kiver/${r.name}` === n)) {
       throw new InputError(`unknown image "${n}"; known images: ${RECIPES.map((r) => r.name).join(', ')}`, 'name');
     }
@@ -91,7 +68,7 @@ export function registerImage(program: Command): void {
     } finally {
       printer.stop();
     }
-    if (outputFormat(cmd) === 'json') {
+    if (format(cmd) === 'json') {
       process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
       return;
     }
@@ -101,16 +78,13 @@ export function registerImage(program: Command): void {
   });
 
   const ls = image.command('ls').description('list the images Kiver built (label kiver.image); CREATED is the package snapshot date');
-  withOutput(program, ls).action(async (_opts: unknown, cmd: Command) => {
+  ls.action(async (_opts: unknown, cmd: Command) => {
     const imgs = await listImages();
-    if (outputFormat(cmd) === 'json') {
+    if (format(cmd) === 'json') {
       process.stdout.write(`${JSON.stringify(imgs, null, 2)}\n`);
       return;
     }
-    const rows = [['IMAGE', 'TAG', 'LATEST', 'SIZE', 'CREATED', 'PACKAGES']];
-    for (const i of imgs) {
-      rows.push([i.repo, i.tags.join(',') || '<none>', i.latest ? 'yes' : '', fmtBytes(i.size), i.created.slice(0, 10), i.packages]);
-    }
-    process.stdout.write(table(rows));
+    const rows = imgs.map((i) => [i.repo, i.tags.join(',') || '<none>', i.latest ? 'yes' : '', fmtBytes(i.size), i.created.slice(0, 10), i.packages]);
+    process.stdout.write(`${table(rows, ['IMAGE', 'TAG', 'LATEST', 'SIZE', 'CREATED', 'PACKAGES'])}\n`);
   });
 }

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
-import { age, print, table } from './output.js';
+import { age, collect, print, secs, table } from './output.js';
 import { parseDuration } from './node.js';
 import { InputError, KiverError } from '../errors.js';
 import { inventoryFormatOf, type InventoryFormat } from '../machine/inventory.js';
@@ -16,7 +16,6 @@ import type { ProvisioningOptions } from '../machine/provisioning.js';
 import type { MachineView } from '../machine/secrets.js';
 import type { ApiClient } from '../api/client.js';
 
-const collect = (v: string, acc: string[]) => [...acc, v];
 
 // -------------------------------------------------------------------------------------
 // Server-side options (kiver up / kiver server)
@@ -131,7 +130,6 @@ function parseCount(v: string, field: string, min: number, max: number): number 
   return Number(v);
 }
 
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 const mmss = (ms: number) => {
   const s = Math.max(0, Math.floor(ms / 1000));
   return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
@@ -383,7 +381,7 @@ export function registerMachine(program: Command): void {
         ...(r.view ? { machine: r.view } : {}),
       }));
       print(cmd, { results: summary, notStarted: results.filter((r) => !r.ok) }, () => table(
-        [...summary.map((s) => [s.name, s.result, seconds(s.seconds * 1000), s.detail]), ...notStarted.map((n) => [n, 'not started', '-', results.find((r) => r.name === n)!.error?.message ?? ''])],
+        [...summary.map((s) => [s.name, s.result, secs(s.seconds * 1000), s.detail]), ...notStarted.map((n) => [n, 'not started', '-', results.find((r) => r.name === n)!.error?.message ?? ''])],
         ['NAME', 'RESULT', 'TIME', 'DETAIL'],
       ));
       const failed = [...summary.filter((s) => s.result !== 'installed').map((s) => s.name), ...notStarted];

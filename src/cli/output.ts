@@ -4,6 +4,12 @@ import { InputError } from '../errors.js';
 
 export type Format = 'table' | 'json';
 
+/** commander accumulator for repeatable options. */
+export const collect = (v: string, acc: string[]): string[] => [...acc, v];
+
+/** 1234 ms → "1.2s". */
+export const secs = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
+
 export function format(cmd: Command): Format {
   const o = (cmd.optsWithGlobals() as { output?: string }).output ?? 'table';
   if (o !== 'table' && o !== 'json') throw new InputError(`--output: expected table or json, got "${o}"`, 'output');

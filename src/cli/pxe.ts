@@ -12,6 +12,7 @@ import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { defaultDataDir } from './config.js';
+import { collect } from './output.js';
 import { InputError } from '../errors.js';
 import { DnsmasqSupervisor, generateDnsmasqConfig, prepareTftpRoot, type DnsmasqConfigOptions, type PxeMode } from '../machine/dnsmasq.js';
 import { mkdirReadable } from '../machine/bootfiles.js';
@@ -19,7 +20,6 @@ import { machineMetrics } from '../machine/metrics.js';
 import { registry } from '../metrics.js';
 import { parseListen } from '../server/server.js';
 
-const collect = (v: string, acc: string[]) => [...acc, v];
 
 function pxeOptions(c: Command): Command {
   return c
@@ -112,7 +112,7 @@ export function registerPxe(program: Command): void {
       }
       let metricsServer: ReturnType<typeof createServer> | undefined;
       if (o.metricsListen) {
-        const { host, port } = parseListen(o.metricsListen);
+        const { host, port } = parseListen(o.metricsListen, 'metrics-listen');
         metricsServer = createServer((req, res) => {
           if (req.url !== '/metrics') return void res.writeHead(404).end();
           void registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text));

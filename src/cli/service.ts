@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
-import { age, format, formatBytes, parseBytes, print, table } from './output.js';
+import { age, collect, format, formatBytes, parseBytes, print, table } from './output.js';
 import { InputError, UnavailableError } from '../errors.js';
 import type { ServiceView } from '../api/views.js';
 import type { ReplicaView } from '../model/replica.js';
 
-const collect = (v: string, acc: string[]) => [...acc, v];
 
 function parseEnv(pairs: string[], flag = 'env'): Record<string, string> {
   const env: Record<string, string> = {};

@@ -131,6 +131,20 @@ function removeStalePidfile(file: string): void {
   if (!(pid > 0) || !isAlive(pid)) rmSync(file, { force: true });
 }
 
+/**
+ * Starts argv in its own session with stdout/stderr appended to logFile, not waited
+ * for (it outlives its starter); spawnError() tells whether it could not start at all.
+ */
+function spawnDetached(argv: string[], logFile: string, env: NodeJS.ProcessEnv) {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env });
+  closeSync(fd);
+  let error: Error | undefined;
+  child.on('error', (e) => (error = e));
+  child.unref();
+  return { child, spawnError: () => error };
+}
+
 function statusCode(err: unknown): number | undefined {
   return (err as { statusCode?: number }).statusCode;
 }
@@ -238,20 +252,15 @@ export class TestHost {
     // A killed dockerd's (and containerd's) pidfile stays behind, and its pid can still be a
     // zombie: dockerd would refuse to start ("pid file found") or wait for a dead containerd.
     for (const f of [this.pidfile, join(this.execRoot, 'containerd', 'containerd.pid')]) removeStalePidfile(f);
-    const fd = openSync(this.dockerdLogFile, 'a');
     const env = { ...process.env };
     delete env.DOCKER_HOST;
     delete env.NOTIFY_SOCKET;
-    const argv = this.nsenter(this.dockerdArgv());
-    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', fd, fd], env });
-    closeSync(fd);
-    let spawnError: Error | undefined;
-    child.on('error', (e) => (spawnError = e));
-    child.unref();
+    const { child, spawnError } = spawnDetached(this.nsenter(this.dockerdArgv()), this.dockerdLogFile, env);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (await this.dockerAnswers(1000)) return;
-      if (spawnError) throw new Error(`cannot start dockerd for ${this.name}: ${spawnError.message}`);
+      const dockerdErr = spawnError();
+      if (dockerdErr) throw new Error(`cannot start dockerd for ${this.name}: ${dockerdErr.message}`);
       if (child.exitCode !== null || child.signalCode !== null || (child.pid !== undefined && !isAlive(child.pid))) {
         throw new Error(`dockerd of ${this.name} exited (${child.exitCode ?? child.signalCode}); ${this.dockerdLogFile}:\n${tail(this.dockerdLogFile)}`);
       }
@@ -363,17 +372,12 @@ export class TestHost {
       DOCKER_HOST: this.dockerHost, KIVER_JOIN_TOKEN: a.token, KIVER_HOME: join(this.dir, 'home'),
     };
     const offset = this.agentLog().length;
-    const fd = openSync(this.agentLogFile, 'a');
-    const ns = this.nsenter(argv);
-    const child = spawn(ns[0], ns.slice(1), { detached: true, stdio: ['ignore', fd, fd], env });
-    closeSync(fd);
-    let spawnError: Error | undefined;
-    child.on('error', (e) => (spawnError = e));
-    child.unref();
+    const { child, spawnError } = spawnDetached(this.nsenter(argv), this.agentLogFile, env);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (this.agentLog().slice(offset).includes(`Kiver agent ${this.name} joined`)) return;
-      if (spawnError) throw new Error(`cannot start the agent of ${this.name}: ${spawnError.message}`);
+      const agentErr = spawnError();
+      if (agentErr) throw new Error(`cannot start the agent of ${this.name}: ${agentErr.message}`);
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`agent of ${this.name} exited (${child.exitCode ?? child.signalCode}):\n${this.agentLog().slice(offset).slice(-3000)}`);
       }
