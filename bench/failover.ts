@@ -17,7 +17,7 @@ import { Etcd3 } from 'etcd3';
 import { EtcdCluster } from '../test/harness/etcd-cluster.js';
 import { ServerProcess, freePort } from '../test/harness/kiver.js';
 import { FakeAgent } from '../test/harness/fake-agent.js';
-import { ApiClient } from '../src/api/client.js';
+import { ApiClient } from '../src/client/api-client.js';
 import type { ServiceView } from '../src/api/views.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 5);

@@ -9,7 +9,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/api/client.js';
+import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import { K } from '../src/model/keys.js';
 import type { NodeView } from '../src/model/node.js';

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/api/client.js';
+import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import type { ServiceView } from '../src/api/views.js';
 import type { NodeView } from '../src/model/node.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { EtcdCluster } from './harness/etcd-cluster.js';
 import { ServerProcess, freePort, until } from './harness/kiver.js';
 import { FakeAgent } from './harness/fake-agent.js';
-import { ApiClient } from '../src/api/client.js';
+import { ApiClient } from '../src/client/api-client.js';
 import { openStore } from '../src/store/open.js';
 import type { Store } from '../src/store/store.js';
 import type { ServiceView } from '../src/api/views.js';

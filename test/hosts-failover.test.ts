@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createHosts, sweepStale, type TestHosts } from './harness/hosts.js';
 import { until } from './harness/kiver.js';
 import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/api/client.js';
+import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import type { ServiceView } from '../src/api/views.js';
 

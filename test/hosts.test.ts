@@ -18,7 +18,7 @@ import { listProcs, mountsUnder, netnsNames, linkNames } from './harness/hosts-s
 import { runContainer } from './harness/docker.js';
 import { until } from './harness/kiver.js';
 import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/api/client.js';
+import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import type { NodeView } from '../src/model/node.js';
 import type { ServiceView } from '../src/api/views.js';

@@ -17,7 +17,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/api/client.js';
+import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import { BootFileWriter } from '../src/machine/bootfiles.js';
 import { BAD_TOKEN, NOT_PENDING } from '../src/machine/config-center.js';

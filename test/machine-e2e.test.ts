@@ -15,7 +15,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/api/client.js';
+import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import { IpmiDriver } from '../src/machine/bmc/ipmi.js';
 import { BootFileWriter } from '../src/machine/bootfiles.js';

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { EtcdCluster } from './harness/etcd-cluster.js';
 import { KIVER_BIN } from './harness/kiver.js';
 import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/api/client.js';
+import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import { openStore } from '../src/store/open.js';
 

@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import type Docker from 'dockerode';
-import { ApiClient } from '../api/client.js';
+import { ApiClient } from '../client/api-client.js';
 import { NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createLogger } from '../log.js';

@@ -3,9 +3,9 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { KiverError } from '../errors.js';
 import type { Logger } from '../log.js';
 
-export interface ErrorBody {
-  error: { code: string; message: string; field?: string };
-}
+import type { ErrorBody } from '../model/error-body.js';
+
+export type { ErrorBody };
 
 /** Turns ajv's instancePath (/spec/replicas) and params into a field path and a message. */
 function validationBody(err: FastifyError): ErrorBody {

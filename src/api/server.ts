@@ -6,6 +6,9 @@ import type { ApiContext } from './context.js';
 import { errorHandler } from './errors.js';
 import { serviceRoutes } from './routes/services.js';
 import { nodeRoutes } from './routes/nodes.js';
+import { replicaRoutes } from './routes/replicas.js';
+import { eventRoutes } from './routes/events.js';
+import { clusterRoutes } from './routes/cluster.js';
 import { agentRoutes } from './routes/agent.js';
 import { machineRoutes } from './routes/machines.js';
 import { UnauthenticatedError, ForbiddenError } from '../errors.js';
@@ -75,6 +78,9 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
 
   serviceRoutes(app, ctx);
   nodeRoutes(app, ctx);
+  replicaRoutes(app, ctx);
+  eventRoutes(app, ctx);
+  clusterRoutes(app, ctx);
   agentRoutes(app, ctx);
   await machineRoutes(app, ctx);
   return app;

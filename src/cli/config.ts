@@ -5,7 +5,7 @@
 import { readFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ApiClient } from '../api/client.js';
+import { ApiClient } from '../client/api-client.js';
 import { UnauthenticatedError } from '../errors.js';
 
 export interface ClientFile {

@@ -1,63 +1,18 @@
 /**
  * `kiver machine …`: the bare-metal inventory and installs, as a thin client of the
- * API (api/routes/machines.ts). Plus the server-side options (`--tftp-root`,
- * `--machine-url`, reaper, OS profiles, BMC namespace) that `kiver up` and
- * `kiver server` take.
+ * API (api/routes/machines.ts). The server's provisioning options are in
+ * cmd/machine-options.ts.
  */
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
-import { age, collect, print, secs, table } from './output.js';
-import { parseDuration } from './node.js';
+import { age, print, secs, table } from './output.js';
+import { collect, parseDuration, parseInteger } from './flags.js';
 import { InputError, KiverError } from '../errors.js';
 import { inventoryFormatOf, type InventoryFormat } from '../machine/inventory.js';
-import { parseProfiles } from '../machine/profiles/index.js';
-import type { ProvisioningOptions } from '../machine/provisioning.js';
 import type { MachineView } from '../machine/secrets.js';
-import type { ApiClient } from '../api/client.js';
+import type { ApiClient } from '../client/api-client.js';
 
-
-// -------------------------------------------------------------------------------------
-// Server-side options (kiver up / kiver server)
-
-/** Adds the provisioning options to `kiver up` / `kiver server`. */
-export function machineServerOptions(cmd: Command): Command {
-  return cmd
-    .option('--tftp-root <dir>', 'where per-MAC boot files are written (the dnsmasq/TFTP root; default <data-dir>/tftp)')
-    .option('--machine-url <url>', 'URL installing machines reach this server at (default: the API URL)')
-    .option('--os-profiles <file>', 'YAML/JSON list of OS profiles machines can be installed with')
-    .option('--reap-interval <duration>', 'how often the leader deletes stale boot files', '5m')
-    .option('--boot-file-max-age <duration>', 'boot files (and install tokens) older than this are deleted', '2h')
-    .option('--bmc-netns <name>', 'run ipmitool in this network namespace (a management network)');
-}
-
-/** The parsed provisioning options for KiverServer.start({machines}). */
-export function machineOptionsFrom(o: Record<string, string | undefined>): ProvisioningOptions {
-  const out: ProvisioningOptions = {
-    reapIntervalMs: parseDuration(o.reapInterval ?? '5m', 'reap-interval') * 1000,
-    bootFileMaxAgeMs: parseDuration(o.bootFileMaxAge ?? '2h', 'boot-file-max-age') * 1000,
-  };
-  if (out.reapIntervalMs! < 1000) throw new InputError('--reap-interval: at least 1s', 'reap-interval');
-  if (o.tftpRoot) out.tftpRoot = o.tftpRoot;
-  if (o.machineUrl) {
-    if (!/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(o.machineUrl)) throw new InputError(`--machine-url: expected http(s)://HOST[:PORT], got "${o.machineUrl}"`, 'machine-url');
-    out.serverUrl = o.machineUrl.replace(/\/$/, '');
-  }
-  if (o.osProfiles) {
-    let text: string;
-    try {
-      text = readFileSync(o.osProfiles, 'utf8');
-    } catch (err) {
-      throw new InputError(`--os-profiles: cannot read ${o.osProfiles} (${(err as NodeJS.ErrnoException).code})`, 'os-profiles');
-    }
-    out.profiles = parseProfiles(text, o.osProfiles);
-  }
-  if (o.bmcNetns) {
-    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(o.bmcNetns)) throw new InputError(`--bmc-netns: "${o.bmcNetns}" is not a namespace name`, 'bmc-netns');
-    out.bmc = { ipmi: { commandPrefix: ['ip', 'netns', 'exec', o.bmcNetns] } };
-  }
-  return out;
-}
 
 // -------------------------------------------------------------------------------------
 // Helpers
@@ -123,11 +78,6 @@ async function bmcPassword(file: string | undefined): Promise<string> {
   }
   if (process.env.KIVER_BMC_PASSWORD) return process.env.KIVER_BMC_PASSWORD;
   return promptHidden('BMC password: ');
-}
-
-function parseCount(v: string, field: string, min: number, max: number): number {
-  if (!/^\d+$/.test(v.trim()) || Number(v) < min || Number(v) > max) throw new InputError(`--${field}: expected a whole number ${min}-${max}, got "${v}"`, field);
-  return Number(v);
 }
 
 const mmss = (ms: number) => {
@@ -353,7 +303,7 @@ export function registerMachine(program: Command): void {
     .option('--timeout <duration>', 'stop following after this', '30m')
     .action(async (names: string[], o, cmd: Command) => {
       const client = clientFromEnv();
-      const concurrency = parseCount(o.concurrency, 'concurrency', 1, 64);
+      const concurrency = parseInteger(o.concurrency, 'concurrency', 1, 64);
       const timeoutMs = parseDuration(o.timeout, 'timeout') * 1000;
       const unique = [...new Set(names)];
       // Each BMC conversation takes seconds (an unreachable BMC up to ~30 s).

@@ -1,15 +1,21 @@
 import { Command, CommanderError } from 'commander';
 import { KiverError } from '../errors.js';
-import { registerGuard } from './guard.js';
 import { registerImage } from './image.js';
 import { registerAdmin } from './admin.js';
-import { registerUp } from './up.js';
+import { registerUp } from '../cmd/up.js';
+import { registerServer } from '../cmd/server.js';
+import { registerAgent } from '../cmd/agent.js';
+import { registerGuard } from '../cmd/guard.js';
+import { registerPxe } from '../cmd/pxe.js';
+import { registerSnapshot } from '../cmd/snapshot.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
 import { registerMachine } from './machine.js';
-import { registerPxe } from './pxe.js';
 
-/** Builds the `kiver` command tree; each group lives in its own file under cli/. */
+/**
+ * Builds the `kiver` command tree: thin API clients from cli/, commands that run a
+ * process (or work on the store offline) from cmd/.
+ */
 export function buildProgram(): Command {
   const program = new Command('kiver')
     .description('Kiver: a container cloud for cloud services on bare metal')
@@ -18,13 +24,15 @@ export function buildProgram(): Command {
     .option('-o, --output <format>', 'table (default) or json')
     .exitOverride();
   registerUp(program);
+  registerServer(program);
+  registerAgent(program);
   registerService(program);
   registerNode(program);
   registerEvents(program);
   registerMachine(program);
   registerPxe(program);
   registerImage(program);
-  registerAdmin(program);
+  registerSnapshot(registerAdmin(program));
   registerGuard(program);
   return program;
 }

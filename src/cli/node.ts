@@ -1,18 +1,12 @@
 import type { Command } from 'commander';
 import { clientFromEnv } from './config.js';
+import { parseDuration } from './flags.js';
 import { age, formatBytes, print, table } from './output.js';
 import type { NodeView } from '../model/node.js';
 import type { KiverEvent } from '../model/event.js';
 import type { ReplicaView } from '../model/replica.js';
 import type { ServiceView } from '../api/views.js';
 import { InputError, UnavailableError } from '../errors.js';
-
-/** "90s", "5m", "2h" or plain seconds. */
-export function parseDuration(s: string, field: string): number {
-  const m = /^(\d+)(s|m|h)?$/.exec(s.trim());
-  if (!m) throw new InputError(`--${field}: expected a duration like 90s, 5m or 2h, got "${s}"`, field);
-  return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[m[2] ?? 's'] as number);
-}
 
 function nodeTable(ns: NodeView[]): string {
   return table(

@@ -4,9 +4,6 @@ import { InputError } from '../errors.js';
 
 export type Format = 'table' | 'json';
 
-/** commander accumulator for repeatable options. */
-export const collect = (v: string, acc: string[]): string[] => [...acc, v];
-
 /** 1234 ms → "1.2s". */
 export const secs = (ms: number): string => `${(ms / 1000).toFixed(1)}s`;
 
@@ -24,16 +21,6 @@ export function table(rows: (string | number)[][], header: string[]): string {
 
 export function print(cmd: Command, data: unknown, toTable: () => string): void {
   process.stdout.write(`${format(cmd) === 'json' ? JSON.stringify(data, null, 2) : toTable()}\n`);
-}
-
-const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, ki: 1024, m: 1024 ** 2, mi: 1024 ** 2, g: 1024 ** 3, gi: 1024 ** 3, t: 1024 ** 4, ti: 1024 ** 4 };
-
-/** "512m", "1g", "256Mi", "1048576" → bytes. */
-export function parseBytes(s: string, field = 'memory'): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]{0,2})$/.exec(s.trim());
-  const unit = m ? UNITS[m[2].toLowerCase().replace(/b$/, '') || ''] ?? UNITS[m[2].toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new InputError(`--${field}: expected a size like 512m or 2g, got "${s}"`, field);
-  return Math.round(Number(m[1]) * unit);
 }
 
 export function formatBytes(n: number): string {

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
-import { age, collect, format, formatBytes, parseBytes, print, table } from './output.js';
+import { age, format, formatBytes, print, table } from './output.js';
+import { collect, parseBytes, parseInteger, parseNumber } from './flags.js';
 import { InputError, UnavailableError } from '../errors.js';
 import type { ServiceView } from '../api/views.js';
 import type { ReplicaView } from '../model/replica.js';
@@ -41,16 +42,6 @@ function parsePorts(specs: string[]) {
   });
 }
 
-function parseNumber(v: string, field: string): number {
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n)) throw new InputError(`--${field}: expected a number, got "${v}"`, field);
-  return n;
-}
-
-function parseCount(v: string, field = 'replicas'): number {
-  if (!/^-?\d+$/.test(v.trim())) throw new InputError(`${field}: expected a whole number, got "${v}"`, field);
-  return Number(v);
-}
 
 function endpoint(r: ReplicaView): string {
   return r.ports.map((p) => `${p.host}->${p.container}`).join(',') || '-';
@@ -139,7 +130,7 @@ export function registerService(program: Command): void {
         cpu: parseNumber(o.cpu, 'cpu'),
         cpuPolicy: o.cpuPolicy,
         memory: parseBytes(o.memory),
-        replicas: parseCount(o.replicas),
+        replicas: parseInteger(o.replicas, 'replicas'),
       };
       let s = await clientFromEnv().post<ServiceView>('/v1/services', body);
       if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
@@ -161,7 +152,7 @@ export function registerService(program: Command): void {
     .option('--wait', 'wait until every replica runs')
     .option('--timeout <seconds>', 'with --wait', '120')
     .action(async (name: string, n: string, o, cmd: Command) => {
-      let s = await clientFromEnv().put<ServiceView>(`/v1/services/${encodeURIComponent(name)}/scale`, { replicas: parseCount(n) });
+      let s = await clientFromEnv().put<ServiceView>(`/v1/services/${encodeURIComponent(name)}/scale`, { replicas: parseInteger(n, 'replicas') });
       if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
       print(cmd, s, () => `service ${name} scaled to ${s.spec.replicas}`);
     });

@@ -9,6 +9,7 @@
 import { EventEmitter } from 'node:events';
 import type { KeyValue, Store, Watch, WatchEvent } from '../store/store.js';
 import { CompactedError } from '../errors.js';
+import { K } from '../model/keys.js';
 
 export interface CacheChange {
   key: string;
@@ -16,7 +17,7 @@ export interface CacheChange {
   prev?: KeyValue;
 }
 
-const ROOT = '/kiver/';
+const ROOT = K.root;
 
 function split(key: string): [collection: string, group: string] | undefined {
   if (!key.startsWith(ROOT)) return undefined;

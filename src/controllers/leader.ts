@@ -11,8 +11,9 @@
 import { EventEmitter } from 'node:events';
 import type { Compare, Store, Watch } from '../store/store.js';
 import type { Logger } from '../log.js';
+import { K } from '../model/keys.js';
 
-export const LEADER_KEY = '/kiver/leader';
+const LEADER_KEY = K.leader;
 
 export interface LeaderInfo {
   id: string;

@@ -8,6 +8,7 @@
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { MAX_EVENTS, type MachinePhase, type MachineRecord } from './inventory.js';
+import { K } from '../model/keys.js';
 
 export interface Versioned<T> {
   value: T;
@@ -118,7 +119,7 @@ export class MemoryMachineStore implements MachineStore {
   }
 }
 
-export const MACHINE_PREFIX = '/kiver/machines/';
+export const MACHINE_PREFIX = K.machines;
 
 /** MachineStore on the store contract (SQLite or etcd backend, see store/store.ts). */
 export class KvMachineStore implements MachineStore {

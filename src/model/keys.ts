@@ -19,4 +19,7 @@ export const K = {
   events: '/kiver/events/',
   token: (id: string) => `/kiver/tokens/${id}`,
   tokens: '/kiver/tokens/',
+  /** The leader lease's key; its mod revision is the controllers' write fence. */
+  leader: '/kiver/leader',
+  machines: '/kiver/machines/',
 } as const;

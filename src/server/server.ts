@@ -14,6 +14,7 @@ import { EventRecorder } from '../controllers/events.js';
 import { NodeController } from '../controllers/nodes.js';
 import { LeaderElection } from '../controllers/leader.js';
 import { randomUUID } from 'node:crypto';
+import { parseListen } from '../model/listen.js';
 import { TokenAuth, bootstrapTokens, type BootstrapTokens } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import { createLogger, type Logger } from '../log.js';
@@ -36,14 +37,6 @@ export interface ServerOptions {
   /** Bare-metal provisioning: TFTP root, the URL machines use, reaper interval/max age, OS profiles, BMC options. */
   machines?: ProvisioningOptions;
   log?: Logger;
-}
-
-/** `host:port` ([v6]:port too); port 0 picks a free one. `field` names the flag in the error. */
-export function parseListen(listen: string, field = 'listen'): { host: string; port: number } {
-  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(listen);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new InputError(`${field}: expected HOST:PORT, got "${listen}"`, field);
-  return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
 export class KiverServer {

@@ -9,6 +9,7 @@ import { open, rename } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import type { Op, Store } from './store.js';
 import { InputError, ConflictError } from '../errors.js';
+import { K } from '../model/keys.js';
 
 interface Header {
   kind: 'kiver-snapshot';
@@ -18,7 +19,7 @@ interface Header {
 }
 
 export async function saveSnapshot(store: Store, file: string): Promise<{ keys: number; revision: number }> {
-  const res = await store.list('/kiver/');
+  const res = await store.list(K.root);
   const tmp = `${file}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', 0o600); // holds token hashes and service env: owner only
   let keys = 0;
@@ -58,13 +59,13 @@ export async function restoreSnapshot(store: Store, file: string, opts: { force?
       continue;
     }
     const e = obj as { key?: unknown; value?: unknown };
-    if (typeof e.key !== 'string' || !e.key.startsWith('/kiver/') || typeof e.value !== 'string') {
+    if (typeof e.key !== 'string' || !e.key.startsWith(K.root) || typeof e.value !== 'string') {
       throw new InputError(`${file}:${line}: expected {"key": "/kiver/…", "value": "…"}`, 'file');
     }
     entries.push({ key: e.key, value: e.value });
   }
   if (line === 0) throw new InputError(`${file}: empty`, 'file');
-  const existing = await store.list('/kiver/', { limit: 1 });
+  const existing = await store.list(K.root, { limit: 1 });
   if (existing.kvs.length > 0 && !opts.force) {
     throw new ConflictError('the target store is not empty; restore onto an empty store, or pass --force to overwrite keys');
   }

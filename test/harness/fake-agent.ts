@@ -4,7 +4,7 @@
  * (node loss, drain) can be tested fast and deterministically. Container behaviour
  * is tested with the real agent on real Docker elsewhere.
  */
-import { ApiClient } from '../../src/api/client.js';
+import { ApiClient } from '../../src/client/api-client.js';
 import type { Replica } from '../../src/model/replica.js';
 
 export class FakeAgent {

@@ -4,7 +4,7 @@
  * Usage: node dist/test/harness/guard-cli.js guard --root … --out …
  */
 import { Command, CommanderError } from 'commander';
-import { registerGuard } from '../../src/cli/guard.js';
+import { registerGuard } from '../../src/cmd/guard.js';
 import { KiverError } from '../../src/errors.js';
 
 const program = new Command('kiver').exitOverride();

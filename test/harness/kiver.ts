@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
-import { ApiClient } from '../../src/api/client.js';
+import { ApiClient } from '../../src/client/api-client.js';
 import { ensureDocker, removeContainersByLabel } from './docker.js';
 
 export const KIVER_BIN = resolve('bin/kiver.js');

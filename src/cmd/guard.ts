@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { InputError } from '../errors.js';
 import { LogGuard } from '../guard/index.js';
-import { parseListen } from '../server/server.js';
+import { parseInteger, parseListen, parseSecondsMs } from '../cli/flags.js';
 
 interface GuardFlags {
   root: string;
@@ -17,18 +17,6 @@ interface GuardFlags {
   metricsListen?: string;
   logLevel: string;
   once?: boolean;
-}
-
-function seconds(v: string, flag: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < min) throw new InputError(`${flag} must be a number of seconds >= ${min}, got ${JSON.stringify(v)}`, flag);
-  return Math.round(n * 1000);
-}
-
-function integer(v: string, flag: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InputError(`${flag} must be an integer >= ${min}, got ${JSON.stringify(v)}`, flag);
-  return n;
 }
 
 function listen(server: Server, host: string, port: number): Promise<AddressInfo> {
@@ -68,10 +56,10 @@ export function registerGuard(program: Command): void {
         out,
         registry,
         logger,
-        rescanIntervalMs: seconds(flags.rescanInterval, '--rescan-interval', 0),
-        pollIntervalMs: seconds(flags.pollInterval, '--poll-interval', 0.01),
-        maxWatches: flags.maxWatches === undefined ? undefined : integer(flags.maxWatches, '--max-watches', 1),
-        maxNameBytes: integer(flags.maxNameBytes, '--max-name-bytes', 64),
+        rescanIntervalMs: parseSecondsMs(flags.rescanInterval, 'rescan-interval', 0),
+        pollIntervalMs: parseSecondsMs(flags.pollInterval, 'poll-interval', 0.01),
+        maxWatches: flags.maxWatches === undefined ? undefined : parseInteger(flags.maxWatches, 'max-watches', 1),
+        maxNameBytes: parseInteger(flags.maxNameBytes, 'max-name-bytes', 64),
         keepAlive: !flags.once,
       });
       const listenAt = flags.metricsListen === undefined ? null : parseListen(flags.metricsListen, 'metrics-listen');

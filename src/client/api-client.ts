@@ -4,7 +4,7 @@
  * given and a request that cannot connect tries the next.
  */
 import { KiverError, InputError, NotFoundError, ConflictError, UnauthenticatedError, ForbiddenError, UnavailableError } from '../errors.js';
-import type { ErrorBody } from './errors.js';
+import type { ErrorBody } from '../model/error-body.js';
 
 export interface ClientOptions {
   /** One or more base URLs, e.g. http://127.0.0.1:7700 */

@@ -11,14 +11,13 @@ import { createServer } from 'node:http';
 import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { defaultDataDir } from './config.js';
-import { collect } from './output.js';
+import { defaultDataDir } from '../cli/config.js';
 import { InputError } from '../errors.js';
 import { DnsmasqSupervisor, generateDnsmasqConfig, prepareTftpRoot, type DnsmasqConfigOptions, type PxeMode } from '../machine/dnsmasq.js';
 import { mkdirReadable } from '../machine/bootfiles.js';
 import { machineMetrics } from '../machine/metrics.js';
 import { registry } from '../metrics.js';
-import { parseListen } from '../server/server.js';
+import { collect, parseListen } from '../cli/flags.js';
 
 
 function pxeOptions(c: Command): Command {
