@@ -46,3 +46,13 @@ export class UnavailableError extends KiverError {
   override readonly status: number = 503;
   override readonly code: string = 'unavailable';
 }
+/** A caller sent more than its share (e.g. events from one node); retry later. */
+export class TooManyRequestsError extends KiverError {
+  override readonly status: number = 429;
+  override readonly code: string = 'too_many_requests';
+}
+/** The store's disk is full: nothing was written. */
+export class NoSpaceError extends KiverError {
+  override readonly status: number = 507;
+  override readonly code: string = 'no_space';
+}

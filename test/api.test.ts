@@ -23,6 +23,8 @@ describe('API', () => {
   let server: KiverServer;
   let admin: ApiClient;
   let agent: ApiClient;
+  /** Each fake node's client, holding the credential its join returned. */
+  const nodes = new Map<string, ApiClient>();
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kiver-api-'));
@@ -31,7 +33,8 @@ describe('API', () => {
     agent = new ApiClient({ servers: [server.url], token: server.tokens.join });
     // Three fake nodes of 2 CPUs / 4 GiB: registered through the agent API, no containers run.
     for (const name of ['n1', 'n2', 'n3']) {
-      await agent.post('/v1/agent/register', { name, address: '127.0.0.1', cpus: 2, memory: 4 * GiB });
+      const { credential } = await agent.post<{ credential: string }>('/v1/agent/register', { name, address: '127.0.0.1', cpus: 2, memory: 4 * GiB });
+      nodes.set(name, new ApiClient({ servers: [server.url], token: credential }));
     }
   });
   after(async () => {
@@ -42,12 +45,12 @@ describe('API', () => {
   /** Plays the agents of n1..n3: reports assigned replicas running and deleted ones removed. */
   async function fakeAgents(): Promise<void> {
     for (const node of ['n1', 'n2', 'n3']) {
-      const a = await agent.get<{ replicas: { service: string; ordinal: number; uid: string; generation: number; desired: string }[] }>(`/v1/agent/assignments?node=${node}`);
+      const a = await nodes.get(node)!.get<{ replicas: { service: string; ordinal: number; uid: string; generation: number; desired: string }[] }>(`/v1/agent/assignments?node=${node}`);
       const statuses = a.replicas.map((r) => ({
         service: r.service, ordinal: r.ordinal, uid: r.uid, generation: r.generation,
         state: r.desired === 'delete' ? 'removed' : 'running', restartCount: 0,
       }));
-      await agent.put('/v1/agent/status', { node, statuses });
+      await nodes.get(node)!.put('/v1/agent/status', { node, statuses });
     }
   }
 
@@ -126,7 +129,7 @@ describe('API', () => {
     const raw = (await server.store.list('/kiver/')).kvs.map((kv) => kv.value).join('\n');
     assert.ok(!raw.includes('p@ss'), 'store holds no plaintext');
     const node = await until('placed', async () => (await admin.get<ServiceView>('/v1/services/sec')).replicas[0]?.node);
-    const a = await agent.get<{ replicas: { spec: { secretEnv?: Record<string, string> } }[] }>(`/v1/agent/assignments?node=${node}`);
+    const a = await nodes.get(node)!.get<{ replicas: { spec: { secretEnv?: Record<string, string> } }[] }>(`/v1/agent/assignments?node=${node}`);
     assert.equal(a.replicas.find((r) => r.spec.secretEnv?.DB_PASSWORD)?.spec.secretEnv?.DB_PASSWORD, secret);
     await admin.delete('/v1/services/sec');
     await until('sec deleted', async () => {

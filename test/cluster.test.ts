@@ -76,9 +76,8 @@ describe('cluster behaviour with fake agents', () => {
     const evs = await admin.get<KiverEvent[]>(`/v1/events?object=node/${victim}`);
     assert.ok(evs.some((e) => e.reason === 'NodeNotReady'));
     // The node comes back: the moved replica is no longer assigned to it, the bound one is.
-    const back = new FakeAgent(server.url, server.tokens.join, victim);
+    const back = agents.get(victim)!; // the same node (its credential) registers again
     await back.start();
-    agents.set(victim, back);
     const assigned = await back.sync();
     assert.ok(!assigned.some((r) => r.service === 'web' && r.ordinal === lostWeb.ordinal), 'moved replica not assigned to the returning node');
     assert.ok(assigned.some((r) => r.service === 'db' && r.node === victim));

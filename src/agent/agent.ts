@@ -17,11 +17,17 @@ import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
 import { metrics, registry } from '../metrics.js';
 import { LogGuard } from '../guard/index.js';
 import { DockerWatchdog, LIVE_RESTORE_HELP, checkLiveRestore, type DockerWatchdogOptions } from './watchdog.js';
-import { UnavailableError } from '../errors.js';
+import { UnauthenticatedError, UnavailableError } from '../errors.js';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { readSecretFile, writeSecretFile } from '../secret-file.js';
 
 export interface AgentOptions extends Roots {
   servers: string[];
-  token: string;
+  /** The node credential's file (0600). Read when present; written after a join with joinToken. */
+  credentialFile: string;
+  /** Used only to join when credentialFile does not exist yet. */
+  joinToken?: string;
   node: string;
   /** Address clients use to reach this node's published ports. */
   address: string;
@@ -47,7 +53,9 @@ const CRASHLOOP_WINDOW_MS = 60_000;
 
 export class Agent {
   readonly runtime: DockerRuntime;
-  private readonly client: ApiClient;
+  private client: ApiClient;
+  /** Set after the server refused the node credential (401): logged once, until it works again. */
+  private rejected = false;
   private readonly log: Logger;
   private running = false;
   private assignments: Replica[] | undefined;
@@ -77,7 +85,7 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     this.log = opts.log ?? createLogger('kiver-agent');
     this.runtime = new DockerRuntime(opts.docker ?? dockerFromEnv(), opts.node);
-    this.client = new ApiClient({ servers: opts.servers, token: opts.token });
+    this.client = new ApiClient({ servers: opts.servers, token: '' });
     this.firstSync = new Promise((r) => (this.firstSyncDone = r));
   }
 
@@ -130,16 +138,52 @@ export class Agent {
   }
 
   private async register(): Promise<void> {
-    const res = await this.client.post<{ leaseTtl: number }>('/v1/agent/register', {
+    const body = {
       name: this.opts.node,
       address: this.opts.address,
       cpus: this.opts.cpus ?? os.cpus().length,
       memory: this.opts.memory ?? os.totalmem(),
       dockerVersion: await this.runtime.version(),
       agentVersion: '0.1.0',
-    });
+    };
+    let credential = await readSecretFile(this.opts.credentialFile);
+    let res: { leaseTtl: number; credential?: string };
+    if (credential) {
+      this.client = new ApiClient({ servers: this.opts.servers, token: credential });
+      res = await this.call(() => this.client.post('/v1/agent/register', body));
+    } else {
+      if (!this.opts.joinToken) throw new UnauthenticatedError(`node ${this.opts.node} has no credential at ${this.opts.credentialFile} and no join token to join with`);
+      const joiner = new ApiClient({ servers: this.opts.servers, token: this.opts.joinToken });
+      res = await joiner.post('/v1/agent/register', body);
+      if (!res.credential) throw new UnauthenticatedError('the server answered a join without a node credential');
+      credential = res.credential;
+      await mkdir(dirname(this.opts.credentialFile), { recursive: true, mode: 0o700 });
+      await writeSecretFile(this.opts.credentialFile, credential);
+      this.client = new ApiClient({ servers: this.opts.servers, token: credential });
+      this.log.info({ node: this.opts.node, file: this.opts.credentialFile }, 'joined; node credential stored');
+    }
     this.leaseTtl = res.leaseTtl;
     this.log.info({ node: this.opts.node }, 'registered');
+  }
+
+  /**
+   * Runs a call with the node credential; a 401 means the credential was revoked
+   * (`kiver node rekey`) or belongs to another cluster: said once, clearly.
+   */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      const v = await fn();
+      this.rejected = false;
+      return v;
+    } catch (err) {
+      if (err instanceof UnauthenticatedError && !this.rejected) {
+        this.rejected = true;
+        this.log.error({ node: this.opts.node, file: this.opts.credentialFile },
+          `the server refused node ${this.opts.node}'s credential (401: ${err.message}): it was revoked (kiver node rekey ${this.opts.node}) or is from another cluster; `
+          + `containers keep running; to join again, remove ${this.opts.credentialFile} and restart the agent with the join token`);
+      }
+      throw err;
+    }
   }
 
   private async sleep(ms: number): Promise<void> {
@@ -154,12 +198,12 @@ export class Agent {
       await this.sleep((this.leaseTtl * 1000) / 3);
       if (!this.running) return;
       try {
-        await this.client.post('/v1/agent/heartbeat', { node: this.opts.node });
+        await this.call(() => this.client.post('/v1/agent/heartbeat', { node: this.opts.node }));
       } catch (err) {
         if (err instanceof NotFoundError) {
           this.log.warn('node lease lost; registering again');
           await this.register().catch((e) => this.log.warn({ err: (e as Error).message }, 'register failed'));
-        } else {
+        } else if (!(err instanceof UnauthenticatedError)) {
           this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
         }
       }
@@ -171,13 +215,17 @@ export class Agent {
       try {
         const q = new URLSearchParams({ node: this.opts.node, wait: '25' });
         if (this.index) q.set('index', this.index);
-        const res = await this.client.get<{ index: string; replicas: Replica[] }>(`/v1/agent/assignments?${q}`, { timeoutMs: 35_000 });
+        const res = await this.call(() => this.client.get<{ index: string; replicas: Replica[] }>(`/v1/agent/assignments?${q}`, { timeoutMs: 35_000 }));
         if (!this.running) return;
         this.index = res.index;
         this.assignments = res.replicas;
         this.kick();
       } catch (err) {
         if (!this.running) return;
+        if (err instanceof UnauthenticatedError) {
+          await this.sleep(5000); // said once by call(); the server may accept it again after a restore
+          continue;
+        }
         this.log.warn({ err: (err as Error).message }, 'fetching assignments failed; retrying');
         await this.sleep(1000);
       }
@@ -327,7 +375,7 @@ export class Agent {
   private async report(reports: StatusReport[]): Promise<void> {
     const changed = reports.filter((r) => this.lastReported.get(`${r.service}/${r.ordinal}`) !== JSON.stringify(r));
     if (changed.length === 0) return;
-    await this.client.put('/v1/agent/status', { node: this.opts.node, statuses: changed });
+    await this.call(() => this.client.put('/v1/agent/status', { node: this.opts.node, statuses: changed }));
     for (const r of changed) this.lastReported.set(`${r.service}/${r.ordinal}`, JSON.stringify(r));
   }
 }

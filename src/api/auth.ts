@@ -1,20 +1,38 @@
 /**
- * Bearer tokens. The store keeps only SHA-256 hashes (so a store snapshot leaks
- * no usable token); the plaintext goes once into a 0600 file in the data dir,
- * the way k3s writes its kubeconfig and node token.
+ * Bearer tokens and node credentials. The store keeps only SHA-256 hashes (so a
+ * store snapshot leaks no usable token); the plaintext goes once into a 0600 file
+ * (the data dir's admin/join tokens, the agent's node credential) or to the
+ * admin who created it, the way k3s writes its kubeconfig and node token.
+ *
+ * Roles: admin (everything), viewer (every GET but the agent routes and the token
+ * list), agent (the join token: may only register a node that does not exist yet),
+ * node (one node's credential: the agent routes, for that node only — Nomad's node
+ * secret ID, Kubernetes' NodeRestriction).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import { writeSecretFile } from '../secret-file.js';
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
 import { K } from '../model/keys.js';
+import { ConflictError } from '../errors.js';
 
-export type Role = 'admin' | 'agent';
+export type Role = 'admin' | 'viewer' | 'agent' | 'node';
 
-interface TokenRecord {
+export interface TokenRecord {
   role: Role;
+  /** '' = no usable secret (a node credential revoked by `kiver node rekey`: the node may join again). */
   hash: string;
   createdAt: string;
+  /** For role node: the node this credential acts for. */
+  node?: string;
+}
+
+/** Who a request comes from. */
+export interface Principal {
+  id: string;
+  role: Role;
+  node?: string;
 }
 
 const hash = (t: string) => createHash('sha256').update(t).digest('hex');
@@ -23,39 +41,96 @@ export function newToken(role: Role): string {
   return `kiver_${role}_${randomBytes(24).toString('base64url')}`;
 }
 
+/** The token id of a node's credential. */
+export const nodeCredentialId = (node: string) => `node.${node}`;
+
 export class TokenAuth {
-  /** hash → role, refreshed from the store (tokens are few). */
-  private cache = new Map<string, Role>();
+  /** hash → principal, refreshed from the store (a miss reloads at most once a second, for tokens made on another server). */
+  private cache = new Map<string, { principal: Principal; hash: Buffer }>();
   private loadedAt = 0;
+  private missReloadAt = 0;
 
   constructor(private readonly store: Store) {}
 
-  async add(id: string, role: Role, token: string): Promise<void> {
-    const rec: TokenRecord = { role, hash: hash(token), createdAt: new Date().toISOString() };
-    await this.store.put(K.token(id), JSON.stringify(rec));
+  /** Stores a token's hash under id (replacing any previous token of that id). */
+  async add(id: string, role: Role, token: string, node?: string): Promise<void> {
+    await this.store.put(K.token(id), JSON.stringify(record(role, token, node)));
+    this.loadedAt = 0;
+  }
+
+  /** The stored record of a token id (no secret in it). */
+  async get(id: string): Promise<{ record: TokenRecord; modRevision: number } | undefined> {
+    const kv = await this.store.get(K.token(id));
+    return kv ? { record: JSON.parse(kv.value) as TokenRecord, modRevision: kv.modRevision } : undefined;
+  }
+
+  async list(): Promise<(Omit<TokenRecord, 'hash'> & { id: string; revoked?: boolean })[]> {
+    const res = await this.store.list(K.tokens);
+    return res.kvs.map((kv) => {
+      const { hash: h, ...rest } = JSON.parse(kv.value) as TokenRecord;
+      return { id: kv.key.slice(K.tokens.length), ...rest, ...(h === '' ? { revoked: true } : {}) };
+    });
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const res = await this.store.txn({ compare: [], success: [{ type: 'delete', key: K.token(id) }] });
+    this.loadedAt = 0;
+    return res.revision > 0;
+  }
+
+  /**
+   * A new secret for an existing token id, same role; the old one stops working.
+   * CAS on the record, so two rotations never both "win".
+   */
+  async rotate(id: string): Promise<{ role: Role; token: string }> {
+    const cur = await this.get(id);
+    if (!cur) throw new ConflictError(`token ${id} does not exist`);
+    const token = newToken(cur.record.role);
+    const res = await this.store.txn({
+      compare: [{ key: K.token(id), modRevision: cur.modRevision }],
+      success: [{ type: 'put', key: K.token(id), value: JSON.stringify(record(cur.record.role, token, cur.record.node)) }],
+    });
+    if (!res.succeeded) throw new ConflictError(`token ${id} changed meanwhile; try again`);
+    this.loadedAt = 0;
+    return { role: cur.record.role, token };
+  }
+
+  /** Forgets the cache (after writes made outside this object, e.g. in a transaction). */
+  invalidate(): void {
     this.loadedAt = 0;
   }
 
   private async load(): Promise<void> {
     const res = await this.store.list(K.tokens);
-    const m = new Map<string, Role>();
+    const m = new Map<string, { principal: Principal; hash: Buffer }>();
     for (const kv of res.kvs) {
       const rec = JSON.parse(kv.value) as TokenRecord;
-      m.set(rec.hash, rec.role);
+      if (rec.hash === '') continue;
+      const principal: Principal = { id: kv.key.slice(K.tokens.length), role: rec.role, ...(rec.node ? { node: rec.node } : {}) };
+      m.set(rec.hash, { principal, hash: Buffer.from(rec.hash, 'hex') });
     }
     this.cache = m;
     this.loadedAt = Date.now();
   }
 
-  /** The role of a bearer token, or undefined. */
-  async verify(token: string): Promise<Role | undefined> {
+  /** Who holds a bearer token, or undefined. */
+  async verify(token: string): Promise<Principal | undefined> {
     if (Date.now() - this.loadedAt > 5000) await this.load();
-    const h = Buffer.from(hash(token), 'hex');
-    for (const [known, role] of this.cache) {
-      if (timingSafeEqual(Buffer.from(known, 'hex'), h)) return role;
+    const h = hash(token);
+    let p = this.cache.get(h);
+    if (!p && Date.now() - this.missReloadAt > 1000) {
+      this.missReloadAt = Date.now();
+      await this.load();
+      p = this.cache.get(h);
     }
-    return undefined;
+    // The lookup is by the hash of a 192-bit secret (its timing reveals nothing usable); compare once more in constant time.
+    if (!p) return undefined;
+    return timingSafeEqual(p.hash, Buffer.from(h, 'hex')) ? p.principal : undefined;
   }
+}
+
+export function record(role: Role, token: string, node?: string): TokenRecord {
+  return { role, hash: token === '' ? '' : hash(token), createdAt: new Date().toISOString(), ...(node ? { node } : {}) };
 }
 
 export interface BootstrapTokens {
@@ -67,16 +142,18 @@ export interface BootstrapTokens {
 }
 
 async function readOrCreate(auth: TokenAuth, file: string, id: string, role: Role): Promise<string> {
+  let t = '';
   try {
-    const t = (await readFile(file, 'utf8')).trim();
-    if ((await auth.verify(t)) === role) return t;
+    t = (await readFile(file, 'utf8')).trim();
+    if ((await auth.verify(t))?.role === role) return t;
   } catch {
     /* first start */
   }
-  const t = newToken(role);
+  // Rotated on another server (or by hand): the store's token stands; this file is stale, not a reason to mint another.
+  if (t && (await auth.get(id))) return t;
+  t = newToken(role);
   await auth.add(id, role, t);
-  await writeFile(file, `${t}\n`, { mode: 0o600 });
-  await chmod(file, 0o600);
+  await writeSecretFile(file, t);
   return t;
 }
 

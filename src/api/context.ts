@@ -2,7 +2,7 @@ import type {} from '@fastify/swagger';
 import type { Store } from '../store/store.js';
 import type { StoreCache } from '../controllers/cache.js';
 import type { EventRecorder } from '../controllers/events.js';
-import type { TokenAuth, Role } from './auth.js';
+import type { TokenAuth, Principal } from './auth.js';
 import type { Logger } from '../log.js';
 import type { SecretBox } from '../secrets.js';
 import type { Provisioning } from '../machine/provisioning.js';
@@ -15,6 +15,8 @@ export interface ApiContext {
   events: EventRecorder;
   log: Logger;
   secrets: SecretBox;
+  /** Token id → the data-dir file holding it (admin, join), rewritten on rotation. */
+  tokenFiles?: Record<string, string>;
   /** Lease TTL (s) for agent heartbeats. */
   nodeLeaseTtl: number;
   /** Bare-metal provisioning (machines, config center); routes are mounted when set. */
@@ -23,6 +25,6 @@ export interface ApiContext {
 
 declare module 'fastify' {
   interface FastifyRequest {
-    role?: Role;
+    principal?: Principal;
   }
 }

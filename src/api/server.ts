@@ -13,6 +13,8 @@ import { agentRoutes } from './routes/agent.js';
 import { machineRoutes } from './routes/machines.js';
 import { UnauthenticatedError, ForbiddenError } from '../errors.js';
 import { registry, metrics } from '../metrics.js';
+import type { Principal } from './auth.js';
+import { tokenRoutes } from './routes/tokens.js';
 import { PORTAL_HTML, PORTAL_JS } from '../portal/page.js';
 
 /** No token: health, metrics, and the portal's static page and script (they hold no data). */
@@ -30,6 +32,29 @@ function validators() {
   const text = new Ajv({ ...opts, coerceTypes: true });
   return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
     (httpPart === 'body' ? body : text).compile(schema);
+}
+
+/**
+ * What each role may call (the agent routes check, besides, that a node acts only for itself).
+ * Agent routes take a node credential, not an admin token: an assignment carries opened secrets.
+ */
+function authorize(p: Principal, method: string, path: string): void {
+  const agentRoute = path.startsWith('/v1/agent/');
+  switch (p.role) {
+    case 'admin':
+      if (agentRoute) throw new ForbiddenError('agent routes take a node credential, not an admin token');
+      return;
+    case 'viewer':
+      if (agentRoute || path.startsWith('/v1/tokens')) throw new ForbiddenError('a viewer token may not read this');
+      if (method !== 'GET' && method !== 'HEAD') throw new ForbiddenError('a viewer token is read-only');
+      return;
+    case 'agent':
+      if (!(method === 'POST' && path === '/v1/agent/register')) throw new ForbiddenError('a join token may only register a new node (POST /v1/agent/register)');
+      return;
+    case 'node':
+      if (!agentRoute) throw new ForbiddenError('a node credential may only call /v1/agent/ routes');
+      return;
+  }
 }
 
 export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
@@ -52,10 +77,10 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     if (req.routeOptions.url?.startsWith('/v1/config-center/')) return;
     const m = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
     if (!m) throw new UnauthenticatedError('missing bearer token (Authorization: Bearer <token>)');
-    const role = await ctx.auth.verify(m[1]);
-    if (!role) throw new UnauthenticatedError('invalid token');
-    if (role === 'agent' && !path.startsWith('/v1/agent/')) throw new ForbiddenError('a join token may only call /v1/agent/ routes');
-    req.role = role;
+    const principal = await ctx.auth.verify(m[1]);
+    if (!principal) throw new UnauthenticatedError('invalid or revoked token');
+    authorize(principal, req.method, path);
+    req.principal = principal;
   });
   app.addHook('onResponse', async (req, reply) => {
     metrics.apiRequests.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) });
@@ -82,6 +107,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   eventRoutes(app, ctx);
   clusterRoutes(app, ctx);
   agentRoutes(app, ctx);
+  tokenRoutes(app, ctx);
   await machineRoutes(app, ctx);
   return app;
 }

@@ -1,6 +1,7 @@
 /** What `kiver up`, `kiver server` and `kiver agent` share: node names, roots, signals, agent flags. */
 import type { Command } from 'commander';
 import os from 'node:os';
+import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import { NODE_NAME } from '../model/names.js';
@@ -15,6 +16,11 @@ function defaultNodeName(): string {
 export function checkNodeName(n: string): string {
   if (!new RegExp(NODE_NAME).test(n)) throw new InputError(`--node: "${n}" is not a valid node name (lowercase letters, digits, '.', '-')`, 'node');
   return n;
+}
+
+/** Where an agent keeps its node credential by default (KIVER_HOME for `kiver agent`, the data dir for `kiver up`). */
+export function nodeCredentialFile(dir: string, node: string): string {
+  return join(dir, `node-${node}.credential`);
 }
 
 export async function ensureRoot(dir: string, flag: string): Promise<void> {

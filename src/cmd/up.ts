@@ -6,7 +6,7 @@ import { createLogger } from '../log.js';
 import { defaultDataDir, writeClientFile } from '../cli/config.js';
 import { parseDuration } from '../cli/flags.js';
 import { machineOptionsFrom, machineServerOptions } from './machine-options.js';
-import { agentOptions, checkNodeName, ensureRoot, onSignal, watchdogOptions } from './process.js';
+import { agentOptions, checkNodeName, ensureRoot, nodeCredentialFile, onSignal, watchdogOptions } from './process.js';
 
 /** `kiver up`: server + agent in one process on this machine. */
 export function registerUp(program: Command): void {
@@ -25,8 +25,11 @@ export function registerUp(program: Command): void {
     await ensureRoot(o.logRoot, '--log-root');
     const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'), machines: machineOptionsFrom(o) });
     const clientFile = writeClientFile({ servers: [server.url], tokenFile: server.tokens.adminTokenFile });
+    // Server and agent share this process: the node credential is issued in-process, no join needed.
+    const credentialFile = nodeCredentialFile(o.dataDir, node);
+    await server.ensureNodeCredential(node, credentialFile);
     const agent = new Agent({
-      servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1',
+      servers: [server.url], credentialFile, node, address: o.address ?? '127.0.0.1',
       dataRoot: o.dataRoot, logRoot: o.logRoot, log, guardOut: o.guard === false ? false : o.guardOut,
       dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: true, // the quick start warns, it does not refuse
     });

@@ -1,12 +1,16 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { NODE_NAME } from './names.js';
 
+/** What a real machine can have: a registration claiming more is refused (it would attract every placement). */
+export const MAX_NODE_CPUS = 4096;
+export const MAX_NODE_MEMORY = 64 * 1024 ** 4;
+
 export const NodeRegister = Type.Object(
   {
     name: Type.String({ pattern: NODE_NAME }),
     address: Type.String({ maxLength: 255, description: 'address clients use to reach published ports' }),
-    cpus: Type.Integer({ minimum: 1, maximum: 4096, description: 'logical CPUs' }),
-    memory: Type.Integer({ minimum: 1, description: 'bytes' }),
+    cpus: Type.Integer({ minimum: 1, maximum: MAX_NODE_CPUS, description: 'logical CPUs' }),
+    memory: Type.Integer({ minimum: 1, maximum: MAX_NODE_MEMORY, description: 'bytes' }),
     labels: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z0-9./-]{1,63}$' }), Type.String({ maxLength: 63 }), { additionalProperties: false })),
     dockerVersion: Type.Optional(Type.String({ maxLength: 64 })),
     agentVersion: Type.Optional(Type.String({ maxLength: 64 })),

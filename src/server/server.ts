@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { basename, dirname, join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
+import { readSecretFile, writeSecretFile } from '../secret-file.js';
 import type { Store } from '../store/store.js';
 import { openStore } from '../store/open.js';
 import { StoreCache } from '../controllers/cache.js';
@@ -15,7 +16,7 @@ import { NodeController } from '../controllers/nodes.js';
 import { LeaderElection } from '../controllers/leader.js';
 import { randomUUID } from 'node:crypto';
 import { parseListen } from '../model/listen.js';
-import { TokenAuth, bootstrapTokens, type BootstrapTokens } from '../api/auth.js';
+import { TokenAuth, bootstrapTokens, newToken, nodeCredentialId, type BootstrapTokens } from '../api/auth.js';
 import { buildApi } from '../api/server.js';
 import { createLogger, type Logger } from '../log.js';
 import { InputError } from '../errors.js';
@@ -52,6 +53,7 @@ export class KiverServer {
     private readonly pruneTimer: NodeJS.Timeout,
     readonly election: LeaderElection,
     readonly machines: Provisioning,
+    readonly auth: TokenAuth,
   ) {}
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
@@ -76,7 +78,8 @@ export class KiverServer {
       : await SecretBox.loadOrCreate(opts.dataDir, SERVICE_SECRET_KEY_FILE);
     // BMC passwords are sealed with the same (cluster-shared) key, bound to machine/<name>/bmc.
     const machines = new Provisioning(store, secrets, log, opts.dataDir, opts.machines);
-    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines });
+    const tokenFiles = { admin: tokens.adminTokenFile, join: tokens.joinTokenFile };
+    const app = await buildApi({ store, cache, auth, events, log, secrets, tokenFiles, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -97,7 +100,21 @@ export class KiverServer {
     await election.start();
     const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, auth);
+  }
+
+  /**
+   * `kiver up`'s agent runs in this process: its node credential is issued here
+   * directly (as an admin's rekey would), so an upgraded or restored `kiver up`
+   * never needs the join token. Keeps a credential the file already holds.
+   */
+  async ensureNodeCredential(node: string, file: string): Promise<void> {
+    const held = await readSecretFile(file);
+    const p = held ? await this.auth.verify(held) : undefined;
+    if (p?.role === 'node' && p.node === node) return;
+    const token = newToken('node');
+    await this.auth.add(nodeCredentialId(node), 'node', token, node);
+    await writeSecretFile(file, token);
   }
 
   async close(): Promise<void> {

@@ -10,16 +10,25 @@ import type { Replica } from '../../src/model/replica.js';
 export class FakeAgent {
   private timers: NodeJS.Timeout[] = [];
   private client: ApiClient;
+  private readonly servers: string[];
+  /** This node's credential, from its join (a restarted agent registers again with it). */
+  credential?: string;
   /** Replica ids reported running, in the order they first came up here. */
   readonly started: string[] = [];
   private readonly reported = new Map<string, string>();
 
   constructor(url: string | string[], joinToken: string, readonly name: string, private readonly cpus = 2, private readonly memory = 4 * 1024 ** 3) {
-    this.client = new ApiClient({ servers: Array.isArray(url) ? url : [url], token: joinToken, timeoutMs: 3000 });
+    this.servers = Array.isArray(url) ? url : [url];
+    this.client = new ApiClient({ servers: this.servers, token: joinToken, timeoutMs: 3000 });
   }
 
+  /** Joins with the join token the first time, registers again with the node credential after. */
   async start(): Promise<void> {
-    await this.client.post('/v1/agent/register', { name: this.name, address: '127.0.0.1', cpus: this.cpus, memory: this.memory });
+    const res = await this.client.post<{ credential?: string }>('/v1/agent/register', { name: this.name, address: '127.0.0.1', cpus: this.cpus, memory: this.memory });
+    if (res.credential) {
+      this.credential = res.credential;
+      this.client = new ApiClient({ servers: this.servers, token: res.credential, timeoutMs: 3000 });
+    }
     this.timers.push(setInterval(() => void this.client.post('/v1/agent/heartbeat', { node: this.name }).catch(() => {}), 300));
     this.timers.push(setInterval(() => void this.sync().catch(() => {}), 200));
   }

@@ -4,7 +4,7 @@
  * (Nomad-style blocking query) over the server's cache; status → replica status.
  */
 import { randomUUID } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ApiContext } from '../context.js';
 import type { CacheChange } from '../../controllers/cache.js';
@@ -13,7 +13,10 @@ import { NODE_NAME, SERVICE_NAME } from '../../model/names.js';
 import { NodeRegister, type Node } from '../../model/node.js';
 import type { Replica, ReplicaStatus } from '../../model/replica.js';
 import { getJson } from '../../store/json.js';
-import { NotFoundError } from '../../errors.js';
+import { ConflictError, ForbiddenError, NotFoundError } from '../../errors.js';
+import type { Compare, Op } from '../../store/store.js';
+import { newToken, nodeCredentialId, record as tokenRecord } from '../auth.js';
+import { EventLimiter } from '../../controllers/events.js';
 import { openEnv } from '../../secrets.js';
 
 const StatusItem = Type.Object(
@@ -49,7 +52,7 @@ const AgentEvent = Type.Object(
     object: Type.String({ pattern: '^(replica|node)/[a-z0-9./-]{1,120}$' }),
     type: Type.Union([Type.Literal('Normal'), Type.Literal('Warning')]),
     reason: Type.String({ pattern: '^[A-Za-z]{1,64}$' }),
-    message: Type.String({ maxLength: 2000 }),
+    message: Type.String({ maxLength: 64 * 1024, description: 'truncated when stored' }),
   },
   { additionalProperties: false },
 );
@@ -101,10 +104,28 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const versions = new AssignmentVersions();
   cache.on('change', (c: CacheChange) => versions.onChange(c));
 
-  app.post('/v1/agent/register', { schema: { tags: ['agent'], summary: 'Join a node (join token)', body: NodeRegister } }, async (req) => {
+  app.post('/v1/agent/register', {
+    schema: { tags: ['agent'], summary: 'Join a new node (join token) or re-register one (its node credential)', body: NodeRegister },
+  }, async (req) => {
     const body = req.body as NodeRegister;
-    const lease = await store.grantLease(ctx.nodeLeaseTtl);
+    const p = req.principal!;
     const prev = await getJson<Node>(store, K.node(body.name));
+    const compare: Compare[] = [];
+    const ops: Op[] = [];
+    let credential: string | undefined;
+    if (p.role === 'node') {
+      ownNode(req, body.name);
+    } else {
+      // The join token only joins: a name that exists needs its own credential, or an admin's rekey.
+      const cred = await ctx.auth.get(nodeCredentialId(body.name));
+      if (prev && cred?.record.hash !== '') {
+        throw new ConflictError(`node ${body.name} is already registered; re-registering it needs its node credential (or an admin's \`kiver node rekey ${body.name}\`)`);
+      }
+      credential = newToken('node');
+      compare.push({ key: K.node(body.name), modRevision: prev?.modRevision ?? 0 }, { key: K.token(nodeCredentialId(body.name)), modRevision: cred?.modRevision ?? 0 });
+      ops.push({ type: 'put', key: K.token(nodeCredentialId(body.name)), value: JSON.stringify(tokenRecord('node', credential, body.name)) });
+    }
+    const lease = await store.grantLease(ctx.nodeLeaseTtl);
     const node: Node = {
       name: body.name,
       address: body.address,
@@ -117,20 +138,27 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       dockerVersion: body.dockerVersion,
       agentVersion: body.agentVersion,
     };
-    await store.txn({
-      compare: [],
+    const res = await store.txn({
+      compare,
       success: [
+        ...ops,
         { type: 'put', key: K.node(body.name), value: JSON.stringify(node) },
         { type: 'put', key: K.alive(body.name), value: JSON.stringify({ since: new Date().toISOString() }), lease },
       ],
     });
+    if (!res.succeeded) {
+      await store.revokeLease(lease).catch(() => {});
+      throw new ConflictError(`node ${body.name} was registered by someone else meanwhile`);
+    }
+    if (credential) ctx.auth.invalidate();
     if (prev?.value.lease && prev.value.lease !== lease) await store.revokeLease(prev.value.lease).catch(() => {});
     await ctx.events.record(`node/${body.name}`, 'Normal', 'Registered', `node ${body.name} joined (${body.cpus} CPUs, ${Math.round(body.memory / 2 ** 20)} MiB)`);
-    return { node: body.name, leaseTtl: ctx.nodeLeaseTtl };
+    return { node: body.name, leaseTtl: ctx.nodeLeaseTtl, ...(credential ? { credential } : {}) };
   });
 
   app.post('/v1/agent/heartbeat', { schema: { tags: ['agent'], summary: 'Keep the node lease alive', body: NodeName } }, async (req) => {
     const { node } = req.body as { node: string };
+    ownNode(req, node);
     const n = await getJson<Node>(store, K.node(node));
     if (!n) throw new NotFoundError(`node ${node} not registered`);
     const ttl = await store.keepAlive(n.value.lease); // NotFound when expired: the agent re-registers
@@ -142,6 +170,7 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: { tags: ['agent'], summary: "A node's replica assignments (blocking query)", querystring: AssignmentsQuery },
   }, async (req) => {
     const q = req.query as { node: string; index?: string; wait?: number };
+    ownNode(req, q.node);
     await versions.wait(q.node, q.index, (q.wait ?? 0) * 1000);
     const index = versions.index(q.node);
     const replicas: (Replica & { lastRestartCount?: number })[] = [];
@@ -159,6 +188,7 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.put('/v1/agent/status', { schema: { tags: ['agent'], summary: 'Report replica status', body: StatusReport } }, async (req) => {
     const body = req.body as { node: string; statuses: (Omit<ReplicaStatus, 'node' | 'updatedAt'> & { service: string; ordinal: number })[] };
+    ownNode(req, body.node);
     let accepted = 0;
     for (const s of body.statuses) {
       const cur = await store.get(K.replica(s.service, s.ordinal));
@@ -182,9 +212,25 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return { accepted };
   });
 
-  app.post('/v1/agent/events', { schema: { tags: ['agent'], summary: 'Record an event', body: AgentEvent } }, async (req, reply) => {
+  const limiter = new EventLimiter(ctx.log);
+  app.post('/v1/agent/events', { schema: { tags: ['agent'], summary: 'Record an event about this node or a replica on it', body: AgentEvent } }, async (req, reply) => {
     const e = req.body as { object: string; type: 'Normal' | 'Warning'; reason: string; message: string };
+    const node = req.principal!.node!;
+    const [kind, ...rest] = e.object.split('/');
+    if (kind === 'node') ownNode(req, rest.join('/'));
+    else {
+      const [service, ordinal] = rest;
+      const r = cache.get<Replica>(K.replica(service ?? '', Number(ordinal)));
+      if (!r || r.node !== node) throw new ForbiddenError(`replica ${rest.join('/')} is not assigned to node ${node}`);
+    }
+    limiter.take(node);
     await ctx.events.record(e.object, e.type, e.reason, e.message);
     return reply.status(204).send();
   });
+}
+
+/** A node may act only for itself (Kubernetes' NodeRestriction). */
+function ownNode(req: FastifyRequest, node: string): void {
+  const p = req.principal!;
+  if (p.role !== 'node' || p.node !== node) throw new ForbiddenError(`this credential may not act for node ${node}`);
 }
