@@ -100,6 +100,14 @@ describe('API', () => {
     ['bad env name', 'POST /v1/services', '{"name":"x","image":"kiver/busybox","env":{"A-B":"1"}}', /^env/],
     ['port out of range', 'POST /v1/services', '{"name":"x","image":"kiver/busybox","ports":[{"container":70000}]}', /^ports\/0\/container$/],
     ['missing image', 'POST /v1/services', '{"name":"x"}', /^image$/],
+    ['cpu rounding to 0 millicores', 'POST /v1/services', '{"name":"x","image":"kiver/busybox","cpu":0.0001}', /^cpu$/],
+    ['quota below Docker\'s 1 ms', 'POST /v1/services', '{"name":"x","image":"kiver/busybox","cpu":0.004,"cpuPolicy":"quota"}', /^cpu$/],
+    ['NUL in an env value', 'POST /v1/services', '{"name":"x","image":"kiver/busybox","env":{"A":"a\\u0000b"}}', /^env\/A$/],
+    ['NUL in a secret env value', 'POST /v1/services', '{"name":"x","image":"kiver/busybox","secretEnv":{"A":"a\\u0000b"}}', /^secretEnv\/A$/],
+    ['NUL in a command', 'POST /v1/services', '{"name":"x","image":"kiver/busybox","command":["sh","-c","a\\u0000b"]}', /^command\/2$/],
+    ['the same host port twice', 'POST /v1/services', '{"name":"x","image":"kiver/busybox","ports":[{"container":80,"host":30080},{"container":81,"host":30080}]}', /^ports\/1\/host$/],
+    ['a host port below 1024', 'POST /v1/services', '{"name":"x","image":"kiver/busybox","ports":[{"container":80,"host":80}]}', /^ports\/0\/host$/],
+    ['absurd replicas on scale', 'PUT /v1/services/x/scale', '{"replicas":1001}', /^replicas$/],
     ['body is not an object', 'POST /v1/services', '[1,2]', /^body$/],
     ['scale unknown field', 'PUT /v1/services/x/scale', '{"replicas":2,"force":true}', /^force$/],
     ['scale negative', 'PUT /v1/services/x/scale', '{"replicas":-3}', /^replicas$/],
@@ -136,6 +144,14 @@ describe('API', () => {
       await fakeAgents();
       return (await admin.get<ServiceView[]>('/v1/services')).every((s) => s.name !== 'sec');
     });
+  });
+
+  it("400 for a host port that is Kiver's own API port", async () => {
+    const port = Number(new URL(server.url).port);
+    const res = await raw('POST', '/v1/services', JSON.stringify({ name: 'x', image: 'kiver/busybox', ports: [{ container: 80, host: port }] }));
+    assert.equal(res.status, 400);
+    assert.equal(res.body.error?.field, 'ports/0/host');
+    assert.match(res.body.error!.message, /Kiver's own/);
   });
 
   it('409 for a duplicate service, 404 for an unknown one', async () => {

@@ -4,6 +4,7 @@ import type { StoreCache } from '../controllers/cache.js';
 import type { EventRecorder } from '../controllers/events.js';
 import type { TokenAuth, Principal } from './auth.js';
 import type { Logger } from '../log.js';
+import type { PortPolicy } from '../model/service.js';
 import type { SecretBox } from '../secrets.js';
 import type { Provisioning } from '../machine/provisioning.js';
 
@@ -17,6 +18,8 @@ export interface ApiContext {
   secrets: SecretBox;
   /** Token id → the data-dir file holding it (admin, join), rewritten on rotation. */
   tokenFiles?: Record<string, string>;
+  /** Host ports services may not take (Kiver's own) and whether ports below 1024 are allowed. */
+  hostPorts?: PortPolicy;
   /** Lease TTL (s) for agent heartbeats. */
   nodeLeaseTtl: number;
   /** Bare-metal provisioning (machines, config center); routes are mounted when set. */

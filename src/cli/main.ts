@@ -11,6 +11,7 @@ import { registerSnapshot } from '../cmd/snapshot.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
 import { registerMachine } from './machine.js';
+import { registerToken } from './token.js';
 
 /**
  * Builds the `kiver` command tree: thin API clients from cli/, commands that run a
@@ -32,7 +33,9 @@ export function buildProgram(): Command {
   registerMachine(program);
   registerPxe(program);
   registerImage(program);
-  registerSnapshot(registerAdmin(program));
+  const admin = registerAdmin(program);
+  registerSnapshot(admin);
+  registerToken(admin);
   registerGuard(program);
   return program;
 }

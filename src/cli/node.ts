@@ -30,6 +30,12 @@ export function registerNode(program: Command): void {
     print(cmd, n, () => `${nodeTable([n])}\n\nReplicas: ${n.alloc.replicas.join(', ') || '-'}\nExclusive cores: ${n.alloc.exclusiveCores.join(',') || '-'}`);
   });
   registerDrain(node);
+  node.command('rekey <name>')
+    .description("revoke a node's credential: its agent gets 401; the node's next join with the join token gets a new one")
+    .action(async (name: string, _o, cmd: Command) => {
+      const r = await clientFromEnv().post<{ node: string }>(`/v1/nodes/${encodeURIComponent(name)}/rekey`);
+      print(cmd, r, () => `node ${name} rekeyed: remove its credential file and restart its agent with the join token`);
+    });
   for (const verb of ['cordon', 'uncordon'] as const) {
     node.command(`${verb} <name>`)
       .description(verb === 'cordon' ? 'stop placing new replicas on a node' : 'allow placements on a node again')

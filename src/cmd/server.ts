@@ -13,11 +13,12 @@ export function registerServer(program: Command): void {
     .option('--store <url>', 'sqlite:PATH (default: <data-dir>/kiver.db) or etcd://h1:2379,h2:2379[?ca=F&cert=F&key=F]')
     .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
     .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s')
+    .option('--allow-low-host-ports', 'let services publish host ports below 1024')
     .option('--secret-key-file <file>', 'key for service secrets; every server of a cluster needs the same one (default <data-dir>/service-secrets.key)')
     .option('--leader-ttl <duration>', 'leader lease TTL: a dead leader is replaced after at most this long', '10s'))
     .action(async (o) => {
       const server = await KiverServer.start({
-        dataDir: o.dataDir, listen: o.listen, store: o.store, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'),
+        dataDir: o.dataDir, listen: o.listen, store: o.store, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'), allowLowHostPorts: o.allowLowHostPorts === true,
         secretKeyFile: o.secretKeyFile, leaderTtl: parseDuration(o.leaderTtl, 'leader-ttl'), machines: machineOptionsFrom(o),
       });
       onSignal(() => server.close());

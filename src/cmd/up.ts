@@ -15,7 +15,8 @@ export function registerUp(program: Command): void {
       .description('run Kiver on this machine: server + agent in one process, embedded store')
       .option('--data-dir <dir>', 'where the store and tokens live', defaultDataDir())
       .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
-      .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s'),
+      .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s')
+    .option('--allow-low-host-ports', 'let services publish host ports below 1024'),
   )).action(async (o) => {
     const log = createLogger('kiver');
     const node = checkNodeName(o.node);
@@ -23,7 +24,7 @@ export function registerUp(program: Command): void {
     await new DockerRuntime(dockerFromEnv(), node).ping();
     await ensureRoot(o.dataRoot, '--data-root');
     await ensureRoot(o.logRoot, '--log-root');
-    const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'), machines: machineOptionsFrom(o) });
+    const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'), allowLowHostPorts: o.allowLowHostPorts === true, machines: machineOptionsFrom(o) });
     const clientFile = writeClientFile({ servers: [server.url], tokenFile: server.tokens.adminTokenFile });
     // Server and agent share this process: the node credential is issued in-process, no join needed.
     const credentialFile = nodeCredentialFile(o.dataDir, node);

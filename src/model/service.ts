@@ -19,14 +19,27 @@ export type PortSpec = Static<typeof PortSpec>;
 
 export const MIN_MEMORY = 6 * 1024 * 1024; // Docker refuses limits below 6 MiB
 export const MAX_MEMORY = 4 * 1024 ** 4;
+/** Replicas per service at most (a documented limit: each replica is a record, a container and a watch event). */
 export const MAX_REPLICAS = 1000;
+/** NUL ends a C string: Docker would cut an env value or argument there, silently. */
+const NO_NUL = '^[^\\u0000]*$';
+/** Host ports below this need the operator's leave (`kiver server --allow-low-host-ports`). */
+export const LOW_PORT = 1024;
+/** Docker refuses a CFS quota below 1 ms per 100 ms period. */
+export const MIN_QUOTA_CPU = 0.01;
+
+/** What the server adds to a spec check: its own ports, and whether low host ports are allowed. */
+export interface PortPolicy {
+  reserved: number[];
+  allowLow: boolean;
+}
 
 /** What a user may change; create takes name + these. */
 export const ServiceFields = {
   image: Type.String({ pattern: IMAGE_REF, maxLength: 255, description: 'image reference, e.g. kiver/redis:latest' }),
-  command: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 256 })),
-  env: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME }), Type.String({ maxLength: 32768 }), { maxProperties: 256, additionalProperties: false })),
-  secretEnv: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME }), Type.String({ maxLength: 32768 }), {
+  command: Type.Optional(Type.Array(Type.String({ maxLength: 4096, pattern: NO_NUL }), { maxItems: 256 })),
+  env: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME }), Type.String({ maxLength: 32768, pattern: NO_NUL }), { maxProperties: 256, additionalProperties: false })),
+  secretEnv: Type.Optional(Type.Record(Type.String({ pattern: ENV_NAME }), Type.String({ maxLength: 32768, pattern: NO_NUL }), {
     maxProperties: 64, additionalProperties: false,
     description: 'environment variables encrypted at rest and never returned by the API (passwords, keys)',
   })),
@@ -101,15 +114,25 @@ export interface Service {
 export const DEFAULTS = { cpu: 0.1, cpuPolicy: 'shares' as CpuPolicy, memory: 256 * 1024 * 1024, replicas: 3 };
 
 /** Semantic checks the JSON schema cannot express; returns [field, message] or undefined. */
-export function checkServiceSpec(spec: ServiceSpec): [string, string] | undefined {
+export function checkServiceSpec(spec: ServiceSpec, ports: PortPolicy = { reserved: [], allowLow: false }): [string, string] | undefined {
   if (spec.cpuPolicy === 'cpuset' && !Number.isInteger(spec.cpu)) {
     return ['cpu', 'cpuPolicy cpuset needs a whole number of cores'];
   }
+  // Allocations are kept in millicores: a request that rounds to 0 would take nothing and fit anywhere.
+  if (Math.round(spec.cpu * 1000) < 1) return ['cpu', 'must be at least 0.001 (1 millicore)'];
+  if (spec.cpuPolicy === 'quota' && spec.cpu < MIN_QUOTA_CPU) return ['cpu', `cpuPolicy quota needs at least ${MIN_QUOTA_CPU} CPU (Docker's 1 ms minimum quota)`];
   const seen = new Set<string>();
+  const hosts = new Set<string>();
   for (const [i, p] of spec.ports.entries()) {
     const k = `${p.container}/${p.protocol ?? 'tcp'}`;
     if (seen.has(k)) return [`ports/${i}/container`, `container port ${k} listed twice`];
     seen.add(k);
+    if (p.host === undefined) continue;
+    const h = `${p.host}/${p.protocol ?? 'tcp'}`;
+    if (hosts.has(h)) return [`ports/${i}/host`, `host port ${h} listed twice`];
+    hosts.add(h);
+    if (ports.reserved.includes(p.host)) return [`ports/${i}/host`, `host port ${p.host} is one of Kiver's own ports`];
+    if (p.host < LOW_PORT && !ports.allowLow) return [`ports/${i}/host`, `host port ${p.host} is below ${LOW_PORT}; the operator must allow low host ports (kiver server --allow-low-host-ports)`];
   }
   return undefined;
 }

@@ -33,6 +33,8 @@ export interface ServerOptions {
   nodeLeaseTtl?: number;
   /** Key file for service secrets; servers of one cluster must share it. Default <dataDir>/service-secrets.key. */
   secretKeyFile?: string;
+  /** Let services publish host ports below 1024. */
+  allowLowHostPorts?: boolean;
   /** Leader lease TTL in seconds. */
   leaderTtl?: number;
   /** Bare-metal provisioning: TFTP root, the URL machines use, reaper interval/max age, OS profiles, BMC options. */
@@ -79,10 +81,12 @@ export class KiverServer {
     // BMC passwords are sealed with the same (cluster-shared) key, bound to machine/<name>/bmc.
     const machines = new Provisioning(store, secrets, log, opts.dataDir, opts.machines);
     const tokenFiles = { admin: tokens.adminTokenFile, join: tokens.joinTokenFile };
-    const app = await buildApi({ store, cache, auth, events, log, secrets, tokenFiles, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines });
+    const hostPorts = { reserved: [] as number[], allowLow: opts.allowLowHostPorts === true };
+    const app = await buildApi({ store, cache, auth, events, log, secrets, tokenFiles, hostPorts, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
+    hostPorts.reserved.push(actualPort); // a replica publishing the API's port would take it on a `kiver up` node
     const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     me.url = url;
     machines.setServerUrl(url);

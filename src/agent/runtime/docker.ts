@@ -61,7 +61,8 @@ export function cpuConfig(spec: ContainerSpec, sharedPool: string): Docker.HostC
     case 'cpuset':
       return { CpusetCpus: (spec.cpuset ?? []).join(',') };
     case 'quota':
-      return { CpuPeriod: 100_000, CpuQuota: Math.round(spec.cpu * 100_000), CpusetCpus: sharedPool };
+      // CpuQuota 0 would mean "no limit" to Docker, and below 1000 (1 ms) it refuses: never less than that.
+      return { CpuPeriod: 100_000, CpuQuota: Math.max(1000, Math.round(spec.cpu * 100_000)), CpusetCpus: sharedPool };
     default:
       return { CpuShares: Math.max(2, Math.round(spec.cpu * 1024)), CpusetCpus: sharedPool };
   }

@@ -16,13 +16,12 @@ import { sealEnv } from '../../secrets.js';
 const NameParams = Type.Object({ name: Type.String({ pattern: SERVICE_NAME }) }, { additionalProperties: false });
 const DeleteQuery = Type.Object({ purge: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 
-function check(spec: ServiceSpec): void {
-  const bad = checkServiceSpec(spec);
-  if (bad) throw new InputError(`${bad[0]}: ${bad[1]}`, bad[0]);
-}
-
 export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx;
+  const check = (spec: ServiceSpec): void => {
+    const bad = checkServiceSpec(spec, ctx.hostPorts);
+    if (bad) throw new InputError(`${bad[0]}: ${bad[1]}`, bad[0]);
+  };
 
   async function view(name: string) {
     const svc = await getJson<Service>(store, K.service(name));
