@@ -1,6 +1,7 @@
 /** One mapping from errors to HTTP responses (DESIGN principle 6). */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { KiverError } from '../errors.js';
+import { isNoSpace, storeSpace } from '../store/no-space.js';
 import type { Logger } from '../log.js';
 
 import type { ErrorBody } from '../model/error-body.js';
@@ -32,6 +33,11 @@ function validationBody(err: FastifyError): ErrorBody {
 export function errorHandler(log: Logger) {
   return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) return reply.status(400).send(validationBody(err));
+    // A full disk under the store (etcd's quota alarm included) is 507, said once per episode.
+    if (isNoSpace(err) && !(err instanceof KiverError && err.status !== 507)) {
+      const e = storeSpace.failed(err);
+      return reply.status(507).send({ error: { code: e.code, message: e.message } });
+    }
     if (err instanceof KiverError) {
       const body: ErrorBody = { error: { code: err.code, message: err.message } };
       if (err.field) body.error.field = err.field;

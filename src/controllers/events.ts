@@ -2,7 +2,7 @@ import type { Store } from '../store/store.js';
 import type { KiverEvent } from '../model/event.js';
 import { K } from '../model/keys.js';
 import type { Logger } from '../log.js';
-import { TooManyRequestsError } from '../errors.js';
+import { NoSpaceError, TooManyRequestsError } from '../errors.js';
 
 const MAX_AGE_MS = 60 * 60 * 1000;
 /** Events kept at most (oldest pruned first): a forged storm cannot fill the store. */
@@ -39,6 +39,7 @@ export class EventRecorder {
       // Repeats only bump the count; the log says each cause once.
       if (ev.count === 1) (type === 'Warning' ? this.log.warn : this.log.info).call(this.log, { object, reason }, message);
     } catch (err) {
+      if (err instanceof NoSpaceError) return; // said once per episode by the store
       this.log.warn({ err: (err as Error).message, object, reason }, 'could not record event');
     }
   }

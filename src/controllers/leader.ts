@@ -8,6 +8,7 @@
  * well before the lease (granted at least that long ago) can expire and be taken
  * over by another server.
  */
+import { NoSpaceError } from '../errors.js';
 import { EventEmitter } from 'node:events';
 import type { Compare, Store, Watch } from '../store/store.js';
 import type { Logger } from '../log.js';
@@ -77,7 +78,7 @@ export class LeaderElection extends EventEmitter {
       await this.store.keepAlive(this.lease);
       this.lastRenewed = sent;
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'leader lease renewal failed');
+      if (!(err instanceof NoSpaceError)) this.log.warn({ err: (err as Error).message }, 'leader lease renewal failed'); // a full disk is said once by the store
       if ((err as { status?: number }).status === 404) this.stepDown('leader lease expired');
     } finally {
       this.renewing = false;

@@ -4,10 +4,11 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { basename, dirname, join } from 'node:path';
-import { mkdir } from 'node:fs/promises';
 import { readSecretFile, writeSecretFile } from '../secret-file.js';
 import type { Store } from '../store/store.js';
 import { openStore } from '../store/open.js';
+import { storeSpace } from '../store/no-space.js';
+import { makeDataDirPrivate } from './data-dir.js';
 import { StoreCache } from '../controllers/cache.js';
 import { NodeIndex } from '../controllers/node-index.js';
 import { ServiceController } from '../controllers/services.js';
@@ -60,9 +61,11 @@ export class KiverServer {
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
     const log = opts.log ?? createLogger('kiver-server');
+    storeSpace.log = log;
     const { host, port } = parseListen(opts.listen);
-    await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+    await makeDataDirPrivate(opts.dataDir, log);
     const store = await openStore(opts.store ?? `sqlite:${join(opts.dataDir, 'kiver.db')}`);
+    await makeDataDirPrivate(opts.dataDir); // SQLite's -wal and -shm files are created by open() with the umask's mode
     const auth = new TokenAuth(store);
     const tokens = await bootstrapTokens(auth, opts.dataDir);
     const cache = new StoreCache(store);

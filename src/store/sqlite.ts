@@ -16,6 +16,7 @@
  * fed in-process by the writes themselves). better-sqlite3 is synchronous, so every method
  * does its work before it returns its promise; writes are serialized and never interleave.
  */
+import { isNoSpace, storeSpace } from './no-space.js';
 import Database from 'better-sqlite3';
 import { CompactedError, InputError, NotFoundError, UnavailableError } from '../errors.js';
 import type {
@@ -202,8 +203,9 @@ export class SqliteStore implements Store {
       try {
         fn();
       } catch (err) {
-        // Reported, and tried again next tick; housekeeping must not crash the server.
-        process.emitWarning(`kiver sqlite store: ${(err as Error).message}`);
+        // Reported, and tried again next tick; housekeeping must not crash the server. A full disk is one episode, said once.
+        if (isNoSpace(err)) storeSpace.failed(err);
+        else process.emitWarning(`kiver sqlite store: ${(err as Error).message}`);
       }
     }, ms);
     t.unref(); // housekeeping must never keep a process alive
@@ -270,7 +272,7 @@ export class SqliteStore implements Store {
   private write<T>(fn: (rev: number) => T): T {
     const rev = this.rev + 1;
     this.dirty = false;
-    const result = this.writeTxn.immediate(fn, rev) as T;
+    const result = storeSpace.guard(() => this.writeTxn.immediate(fn, rev) as T);
     if (this.dirty) {
       this.rev = rev;
       this.lastWriteAt = Date.now();
@@ -384,7 +386,7 @@ export class SqliteStore implements Store {
    */
   compact(revision?: number): number {
     const target = Math.min(revision ?? this.rev - this.retain, this.rev);
-    return this.db
+    return storeSpace.guard(() => this.db
       .transaction(() => {
         const compacted = this.meta('compacted');
         if (target <= compacted) return compacted;
@@ -393,7 +395,7 @@ export class SqliteStore implements Store {
         this.lastWriteAt = Date.now(); // so its pages get checkpointed too
         return target;
       })
-      .immediate();
+      .immediate());
   }
 
   private checkpointStep(): void {
@@ -416,7 +418,7 @@ export class SqliteStore implements Store {
     if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
       throw new InputError('lease ttl must be a positive whole number of seconds', 'ttl');
     }
-    return this.db
+    return storeSpace.guard(() => this.db
       .transaction(() => {
         // Ids come from a sequence, never reused: a stale holder can't renew another's lease.
         const id = this.meta('lease_seq') + 1;
@@ -424,14 +426,14 @@ export class SqliteStore implements Store {
         this.st.leaseInsert.run(id, ttlSeconds, Date.now() + ttlSeconds * 1000);
         return id;
       })
-      .immediate();
+      .immediate());
   }
 
   async keepAlive(lease: number): Promise<number> {
     const row = this.st.leaseGet.get(lease) as { ttl: number; expires_at: number } | undefined;
     const now = Date.now();
     if (row && row.expires_at > now) {
-      this.st.leaseRenew.run(now + row.ttl * 1000, lease);
+      storeSpace.guard(() => this.st.leaseRenew.run(now + row.ttl * 1000, lease));
       return row.ttl;
     }
     // Expired but not reaped yet: reap it now, so its keys are gone before the caller hears.
