@@ -20,7 +20,7 @@ import { KiverServer } from '../src/server/server.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import { BootFileWriter } from '../src/machine/bootfiles.js';
-import { BAD_TOKEN, NOT_PENDING } from '../src/machine/config-center.js';
+import { DENIED } from '../src/machine/config-center.js';
 import { KvMachineStore, mutateMachine } from '../src/machine/machine-store.js';
 import type { MachineView } from '../src/machine/secrets.js';
 import type { OsProfile } from '../src/machine/profiles/index.js';
@@ -140,12 +140,12 @@ describe('machines through the Kiver server', () => {
     });
   }
 
-  it('machines need the API token; the config center needs none and answers 404 to strangers', async () => {
+  it('machines need the API token; the config center needs none and answers 403 to strangers', async () => {
     assert.equal((await raw('GET', '/v1/machines', { token: null })).status, 401);
     assert.equal((await raw('GET', '/v1/machines', { token: server.tokens.join })).status, 403);
     const cc = await raw('GET', `/v1/config-center/${MAC}?token=x`, { token: null });
-    assert.equal(cc.status, 404);
-    assert.deepEqual(cc.json, { error: { code: 'not_found', message: NOT_PENDING } });
+    assert.equal(cc.status, 403);
+    assert.deepEqual(cc.json, { error: { code: 'forbidden', message: DENIED } });
     // Only routes of the config center are public, not paths that merely start like one.
     const sneaky = await raw('GET', '/v1/config-center/../machines', { token: null });
     assert.equal(sneaky.status, 401, sneaky.text);
@@ -231,6 +231,37 @@ machines:
     for (const n of ['csv1', 'csv2']) assert.equal((await raw('DELETE', `/v1/machines/${n}`)).status, 204);
   });
 
+  it('import: a YAML alias bomb is a 400, and no value (a password in a shifted column) is ever echoed', async () => {
+    const laughs = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (let i = 1; i < 9; i++) {
+      const prev = String.fromCharCode(96 + i);
+      const cur = String.fromCharCode(97 + i);
+      laughs.push(`${cur}: &${cur} [${Array(9).fill(`*${prev}`).join(',')}]`);
+    }
+    const bomb = `machines:\n  - name: x\ndefaults:\n  ${laughs.join('\n  ')}\n`;
+    const before_ = await server.store.revision();
+    const r = await raw('POST', '/v1/machines/import?format=yaml', { body: bomb, type: 'application/yaml' });
+    assert.equal(r.status, 400, r.text.slice(0, 300));
+    assert.match(r.text, /aliases expand too far/);
+    // A row with one field missing shifts the password into the MAC column; the header row missing makes a row the header.
+    const secret = 'S3cr3t-hunter2';
+    const shifted = `name,bmc_address,bmc_user,bmc_password,macs,os,ip,hostname\nsh1,10.1.0.7,admin,${secret},debian-12,10.0.1.7/24,sh1,x\n`;
+    const s1 = await raw('POST', '/v1/machines/import', { body: shifted, type: 'text/csv' });
+    assert.equal(s1.status, 400, s1.text);
+    assert.ok(!s1.text.includes(secret), s1.text);
+    assert.ok(s1.json.error.problems.some((p: { field: string }) => p.field === 'macs'), 'names the column');
+    const headless = `sh2,10.1.0.8,admin,${secret},debian-12,10.0.1.8/24,sh2\n`;
+    const s2 = await raw('POST', '/v1/machines/import', { body: headless, type: 'text/csv' });
+    assert.equal(s2.status, 400);
+    assert.ok(!s2.text.includes(secret), s2.text);
+    assert.match(s2.text, /column 4/);
+    const yamlShift = `machines:\n  - name: ${secret.toLowerCase()}x_\n    bmc: { address: ${secret}, user: admin, password: pw }\n    os: debian-12\n    identity: { ip: 10.0.1.9/24, hostname: ${secret}_ }\n`;
+    const s3 = await raw('POST', '/v1/machines/import?format=yaml', { body: yamlShift, type: 'application/yaml' });
+    assert.equal(s3.status, 400);
+    assert.ok(!s3.text.toLowerCase().includes(secret.toLowerCase()), s3.text);
+    assert.equal(await server.store.revision(), before_, 'nothing imported');
+  });
+
   it('wrong BMC password → a clear error, state unchanged, no boot file (real ipmi_sim)', async () => {
     await admin.post('/v1/machines', body('badpw', { bmc: { ...body('x').bmc, password: 'not-the-password' } }));
     const before_ = (await raw('GET', '/v1/machines/badpw')).text;
@@ -288,7 +319,7 @@ machines:
       await raw('GET', '/v1/config-center/52:54:00:99:99:99', { token: null, headers: { 'x-kiver-install-token': token } }),
       await raw('GET', '/v1/config-center/not-a-mac?token=x', { token: null }),
     ];
-    for (const d of denied) assert.deepEqual([d.status, d.json], [404, { error: { code: 'not_found', message: NOT_PENDING } }]);
+    for (const d of denied) assert.deepEqual([d.status, d.json], [403, { error: { code: 'forbidden', message: DENIED } }]);
     const forbidden = [
       await raw('GET', `/v1/config-center/${MAC}`, { token: null }),
       await raw('GET', `/v1/config-center/${MAC}?token=guessed`, { token: null }),
@@ -297,7 +328,7 @@ machines:
       await raw('GET', `/v1/config-center/${MAC}/seed/guessed/preseed.cfg`, { token: null }),
     ];
     for (const f of forbidden) {
-      assert.deepEqual([f.status, f.json], [403, { error: { code: 'forbidden', message: BAD_TOKEN } }]);
+      assert.deepEqual([f.status, f.json], [403, { error: { code: 'forbidden', message: DENIED } }]);
       assert.ok(!/node01|10\.0\.0\./.test(f.text));
     }
     const id = await raw('GET', `/v1/config-center/${MAC}`, { token: null, headers: { 'x-kiver-install-token': token } });
@@ -317,7 +348,7 @@ machines:
       return m;
     });
     const expired = await raw('GET', `/v1/config-center/${MAC}`, { token: null, headers: { 'x-kiver-install-token': token } });
-    assert.deepEqual([expired.status, expired.json], [403, { error: { code: 'forbidden', message: BAD_TOKEN } }]);
+    assert.deepEqual([expired.status, expired.json], [403, { error: { code: 'forbidden', message: DENIED } }]);
     // The reaper (by hand, max age 0) deletes its boot files and fails the install; a foreign file stays.
     await writeFile(join(tftpRoot, 'pxelinux.cfg', '01-52-54-00-00-00-ff'), 'DEFAULT local\n');
     const reaped = await admin.post<{ deleted: { path: string }[]; expiredInstalls: string[] }>('/v1/machines/reap', { maxAgeSeconds: 0 });
@@ -340,7 +371,7 @@ machines:
     assert.deepEqual([done.status, done.json], [200, { status: 'installed', machine: 'node01' }]);
     assert.deepEqual(await bootFiles(), ['pxelinux.cfg/01-52-54-00-00-00-ff']);
     assert.equal((await admin.get<MachineView>('/v1/machines/node01')).status.phase, 'installed');
-    assert.equal((await raw('GET', `/v1/config-center/${MAC}`, { token: null, headers: { 'x-kiver-install-token': token2 } })).status, 404);
+    assert.equal((await raw('GET', `/v1/config-center/${MAC}`, { token: null, headers: { 'x-kiver-install-token': token2 } })).status, 403);
 
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     for (const re of [/^kiver_machine_installs_started_total [1-9]/m, /^kiver_machine_installs_finished_total [1-9]/m, /^kiver_machine_installs_failed_total\{reason="expired"\} [1-9]/m,
@@ -375,7 +406,7 @@ machines:
     await writeFile(bad, 'name,bmc_address,bmc_user,bmc_password,os,ip,hostname\nok1,10.1.0.1,admin,pw,debian-12,10.0.3.1/24,ok1\nbad_2,10.1.0.2,admin,pw,debian-12,10.0.3.2,ok2\nok3,10.1.0.3,admin,,debian-12,10.0.3.3/24,ok3\n');
     const imp = await cli(['machine', 'import', bad]);
     assert.equal(imp.code, 1);
-    assert.match(imp.stderr, /^kiver: inventory has 3 problems; nothing imported:\n {2}line 3: name: "bad_2" .*\n {2}line 3: identity\.ip: a prefix length is required.*\n {2}line 4: bmc\.password: required\n$/);
+    assert.match(imp.stderr, /^kiver: inventory has 3 problems; nothing imported:\n {2}line 3: name: is not a valid name.*\n {2}line 3: identity\.ip: a prefix length is required.*\n {2}line 4: bmc\.password: required\n$/);
     const ls = await cli(['-o', 'json', 'machine', 'ls']);
     assert.deepEqual(JSON.parse(ls.stdout).map((m: MachineView) => m.name), ['cli01'], 'nothing imported');
     const get = await cli(['machine', 'get', 'cli01']);

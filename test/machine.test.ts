@@ -15,7 +15,7 @@ import { SecretBox, redactMachine, SecretKeyError } from '../src/machine/secrets
 import { BootFileWriter, parseMarker } from '../src/machine/bootfiles.js';
 import { reapBootFiles } from '../src/machine/reaper.js';
 import { generateDnsmasqConfig, DnsmasqSupervisor, prepareTftpRoot } from '../src/machine/dnsmasq.js';
-import { ConfigCenter, BAD_TOKEN, NOT_PENDING } from '../src/machine/config-center.js';
+import { ConfigCenter, DENIED } from '../src/machine/config-center.js';
 import { configCenterRoutes } from '../src/machine/config-center-routes.js';
 import { startInstall, installMany, type InstallerDeps } from '../src/machine/installer.js';
 import { MemoryMachineStore, KvMachineStore, type Clock } from '../src/machine/machine-store.js';
@@ -325,10 +325,11 @@ test('installer: MAC from BMC → boot file → installing → PXE once → rese
     const text = await readFile(started.bootFiles[0], 'utf8');
     assert.match(text, /url=http:\/\/10.0.0.1:7400\/v1\/config-center\/52:54:00:00:00:01\/seed\/\S+\/preseed.cfg/);
     const token = tokenOf(started.bootFiles[0], text);
-    // Config center: wrong MAC → 404; wrong token → 403; right token → identity.
-    await assert.rejects(r.center.lookup('52:54:00:00:00:99', token), (e: unknown) => e instanceof NotFoundError && e.message === NOT_PENDING);
-    await assert.rejects(r.center.lookup('node02', token), (e: unknown) => e instanceof NotFoundError && e.message === NOT_PENDING);
-    await assert.rejects(r.center.lookup('52:54:00:00:00:01', 'wrong'), (e: unknown) => e instanceof ForbiddenError && e.message === BAD_TOKEN);
+    // Config center: wrong MAC, not a MAC, wrong token → the same 403; right token → identity.
+    const denied = (e: unknown) => e instanceof ForbiddenError && e.message === DENIED;
+    await assert.rejects(r.center.lookup('52:54:00:00:00:99', token), denied);
+    await assert.rejects(r.center.lookup('node02', token), denied);
+    await assert.rejects(r.center.lookup('52:54:00:00:00:01', 'wrong'), denied);
     await assert.rejects(r.center.lookup('52:54:00:00:00:01', undefined), ForbiddenError);
     const id = await r.center.lookup('52-54-00-00-00-01', token);
     assert.deepEqual(id, { name: 'node01', mac: '52:54:00:00:00:01', ip: '10.0.0.11', prefix: 24, hostname: 'node01.dc1', gateway: '10.0.0.1', dns: ['10.0.0.2'], ntp: ['ntp.example.org'], netmask: '255.255.255.0' });
@@ -339,7 +340,7 @@ test('installer: MAC from BMC → boot file → installing → PXE once → rese
     assert.deepEqual(rep.removedBootFiles, started.bootFiles);
     assert.deepEqual(await r.writer.list(WHEN), []);
     assert.equal((await r.store.get('node01'))!.value.status.phase, 'installed');
-    await assert.rejects(r.center.lookup('52:54:00:00:00:01', token), NotFoundError);
+    await assert.rejects(r.center.lookup('52:54:00:00:00:01', token), denied);
     assert.deepEqual(r.events, ['denied', 'denied', 'denied', 'denied', 'lookup', 'seed', 'installed', 'denied']);
   } finally {
     await rm(r.root, { recursive: true, force: true });
@@ -402,7 +403,7 @@ test('installer: installMany runs with a concurrency limit and reports each outc
   }
 });
 
-test('config center routes: 200 JSON/shell, 404/403 bodies reveal nothing, POST installed', async () => {
+test('config center routes: 200 JSON/shell, one 403 body for every denial, POST installed', async () => {
   const r = await rig();
   const app = Fastify();
   try {
@@ -410,14 +411,15 @@ test('config center routes: 200 JSON/shell, 404/403 bodies reveal nothing, POST 
     const s = await startInstall(r.deps, 'node01');
     const token = tokenOf(s.bootFiles[0], await readFile(s.bootFiles[0], 'utf8'));
     const unknown = await app.inject({ url: '/v1/config-center/52:54:00:00:00:99', headers: { 'x-kiver-install-token': token } });
-    assert.equal(unknown.statusCode, 404);
-    assert.deepEqual(unknown.json(), { error: { code: 'not_found', message: NOT_PENDING } });
+    assert.equal(unknown.statusCode, 403);
+    assert.deepEqual(unknown.json(), { error: { code: 'forbidden', message: DENIED } });
     const garbage = await app.inject({ url: '/v1/config-center/not-a-mac?token=x' });
-    assert.equal(garbage.statusCode, 404);
+    assert.equal(garbage.statusCode, 403);
     assert.equal(garbage.body, unknown.body);
+    // An installing machine with a wrong token answers exactly as an unknown MAC: nothing tells which machines install.
     const wrong = await app.inject({ url: '/v1/config-center/52:54:00:00:00:01?token=nope' });
     assert.equal(wrong.statusCode, 403);
-    assert.deepEqual(wrong.json(), { error: { code: 'forbidden', message: BAD_TOKEN } });
+    assert.equal(wrong.body, unknown.body);
     assert.ok(!wrong.body.includes('node01') && !wrong.body.includes('10.0.0.11'));
     const ok = await app.inject({ url: '/v1/config-center/52:54:00:00:00:01', headers: { 'x-kiver-install-token': token } });
     assert.equal(ok.statusCode, 200);
@@ -435,7 +437,7 @@ test('config center routes: 200 JSON/shell, 404/403 bodies reveal nothing, POST 
     assert.equal(post.statusCode, 200);
     assert.deepEqual(post.json(), { status: 'installed', machine: 'node01' });
     const again = await app.inject({ method: 'POST', url: '/v1/config-center/52:54:00:00:00:01/installed', headers: { 'x-kiver-install-token': token } });
-    assert.equal(again.statusCode, 404);
+    assert.equal(again.statusCode, 403);
   } finally {
     await app.close();
     await rm(r.root, { recursive: true, force: true });

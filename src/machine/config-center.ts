@@ -4,8 +4,9 @@
  * A machine's post-install step asks for its identity by MAC with the one-time token
  * Kiver put on its kernel command line. The identity is served only while the machine
  * is `installing` and the token matches and has not expired (it expires with the boot
- * file). Failures reveal nothing: one NotFound message for every "no install pending"
- * case, one Forbidden message for every token problem.
+ * file). Failures reveal nothing: an unknown MAC, a machine that is not installing and
+ * a wrong or expired token all get the same 403 and message (a 404 for the first two
+ * told a prober which machines were installing).
  *
  * `reportInstalled` deletes the machine's boot files at once (so a later network boot
  * finds none and cannot reinstall it) and marks it installed.
@@ -18,8 +19,11 @@ import { normalizeMac, type MachineIdentity, type MachineRecord } from './invent
 import { findByMac, mutateMachine, systemClock, withEvent, withPhase, type Clock, type MachineStore, type Versioned } from './machine-store.js';
 import { renderSeed, type ProfileRegistry, type RenderedSeed } from './profiles/index.js';
 
-export const NOT_PENDING = 'no install is pending for this address';
-export const BAD_TOKEN = 'invalid or expired install token';
+export const DENIED = 'no install is pending for this address with this token';
+/** @deprecated one answer for every denial now: DENIED */
+export const NOT_PENDING = DENIED;
+/** @deprecated one answer for every denial now: DENIED */
+export const BAD_TOKEN = DENIED;
 
 export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
@@ -79,27 +83,21 @@ export class ConfigCenter {
     this.opts.onEvent?.({ type: 'denied', at: this.clock.now(), mac, status });
   }
 
-  /** Finds the installing machine for a MAC and checks the token; throws 404/403. */
+  /** Finds the installing machine for a MAC and checks the token; every failure is the same 403. */
   private async authorize(macInput: string, token: string | undefined): Promise<{ mac: string; m: Versioned<MachineRecord> }> {
     const mac = normalizeMac(macInput ?? '');
-    if (!mac) {
-      this.denied(String(macInput), 404);
-      throw new NotFoundError(NOT_PENDING);
-    }
-    const m = await findByMac(this.opts.store, mac);
+    const presented = Buffer.from(hashToken(typeof token === 'string' ? token : ''), 'hex'); // hashed on every path alike
+    const m = mac ? await findByMac(this.opts.store, mac) : undefined;
     const inst = m?.value.status.install;
-    if (!m || m.value.status.phase !== 'installing' || !inst || !inst.macs.includes(mac)) {
-      this.denied(mac, 404);
-      throw new NotFoundError(NOT_PENDING);
-    }
     const ok =
+      mac !== undefined && m !== undefined && m.value.status.phase === 'installing' && inst !== undefined && inst.macs.includes(mac) &&
       typeof token === 'string' &&
       token.length > 0 &&
-      timingSafeEqual(Buffer.from(hashToken(token), 'hex'), Buffer.from(inst.tokenSha256, 'hex')) &&
+      timingSafeEqual(presented, Buffer.from(inst.tokenSha256, 'hex')) &&
       this.clock.now().getTime() < new Date(inst.expiresAt).getTime();
     if (!ok) {
-      this.denied(mac, 403);
-      throw new ForbiddenError(BAD_TOKEN);
+      this.denied(mac ?? String(macInput), 403);
+      throw new ForbiddenError(DENIED);
     }
     return { mac, m };
   }
@@ -152,7 +150,7 @@ export class ConfigCenter {
     for (const x of inst.macs) removed.push(...(await this.opts.bootFiles.remove(x)));
     const now = this.clock.now();
     await mutateMachine(this.opts.store, m.value.name, (cur) => {
-      if (cur.status.phase !== 'installing' || cur.status.install?.tokenSha256 !== inst.tokenSha256) throw new NotFoundError(NOT_PENDING);
+      if (cur.status.phase !== 'installing' || cur.status.install?.tokenSha256 !== inst.tokenSha256) throw new ForbiddenError(DENIED);
       const next = withPhase(cur, 'installed', now, `installer reported done from ${n}; boot files removed (${removed.length})`);
       delete next.status.install;
       return next;

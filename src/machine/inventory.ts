@@ -163,7 +163,8 @@ function str(v: unknown): string | undefined {
 }
 
 /**
- * Validates one machine description. `raw` is the nested shape of the YAML/JSON form;
+ * Validates one machine description. Messages name the field and the line, never the
+ * value: a shifted CSV row puts a password in any column, and an error must not echo it. `raw` is the nested shape of the YAML/JSON form;
  * problems carry lines via `locate`. Returns the normalized spec when there are none.
  */
 export function validateMachine(raw: unknown, locate: Locate): { spec?: MachineSpec; problems: InventoryProblem[] } {
@@ -179,7 +180,7 @@ export function validateMachine(raw: unknown, locate: Locate): { spec?: MachineS
 
   const name = str(r.name);
   if (!name) bad('name', 'required');
-  else if (!NAME_RE.test(name)) bad('name', `"${name}" is not a valid name (lowercase letters, digits, "-", at most 63)`);
+  else if (!NAME_RE.test(name)) bad('name', 'is not a valid name (lowercase letters, digits, "-", at most 63)');
 
   // BMC
   const bmcRaw = (r.bmc ?? {}) as Record<string, unknown>;
@@ -188,16 +189,16 @@ export function validateMachine(raw: unknown, locate: Locate): { spec?: MachineS
   const bmcKnown = new Set(['driver', 'address', 'port', 'user', 'password']);
   if (typeof r.bmc === 'object' && r.bmc) for (const k of Object.keys(bmcRaw)) if (!bmcKnown.has(k)) bad(`bmc.${k}`, `unknown field "${k}"`);
   const driver = str(bmcRaw.driver) ?? 'ipmi';
-  if (!BMC_DRIVERS.includes(driver as BmcDriverName)) bad('bmc.driver', `"${driver}" is not one of ${BMC_DRIVERS.join(', ')}`);
+  if (!BMC_DRIVERS.includes(driver as BmcDriverName)) bad('bmc.driver', `is not one of ${BMC_DRIVERS.join(', ')}`);
   const address = str(bmcRaw.address);
   if (r.bmc !== undefined) {
     if (!address) bad('bmc.address', 'required');
-    else if (!isIP(address.replace(/^\[|\]$/g, '')) && !isHostname(address)) bad('bmc.address', `"${address}" is not an IP address or host name`);
+    else if (!isIP(address.replace(/^\[|\]$/g, '')) && !isHostname(address)) bad('bmc.address', 'is not an IP address or host name');
   }
   let port: number | undefined;
   if (bmcRaw.port !== undefined && bmcRaw.port !== null && bmcRaw.port !== '') {
     port = Number(bmcRaw.port);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) bad('bmc.port', `"${String(bmcRaw.port)}" is not a port number (1-65535)`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) bad('bmc.port', 'is not a port number (1-65535)');
   }
   const user = str(bmcRaw.user);
   if (r.bmc !== undefined) {
@@ -216,8 +217,8 @@ export function validateMachine(raw: unknown, locate: Locate): { spec?: MachineS
   const macsField = r.macs !== undefined ? 'macs' : 'mac';
   for (const m of asList(r.macs ?? r.mac)) {
     const n = normalizeMac(String(m));
-    if (!n) bad(macsField, `"${String(m)}" is not a MAC address`);
-    else if (macs.includes(n)) bad(macsField, `${n} is listed twice`);
+    if (!n) bad(macsField, 'is not a MAC address');
+    else if (macs.includes(n)) bad(macsField, 'lists the same MAC address twice');
     else macs.push(n);
   }
 
@@ -225,7 +226,7 @@ export function validateMachine(raw: unknown, locate: Locate): { spec?: MachineS
   const osField = r.osProfile !== undefined ? 'osProfile' : 'os';
   const osProfile = str(r.osProfile ?? r.os);
   if (!osProfile) bad(osField, 'required');
-  else if (!PROFILE_RE.test(osProfile)) bad(osField, `"${osProfile}" is not a valid profile name`);
+  else if (!PROFILE_RE.test(osProfile)) bad(osField, 'is not a valid profile name');
 
   // Identity
   const idRaw = (r.identity ?? {}) as Record<string, unknown>;
@@ -242,11 +243,11 @@ export function validateMachine(raw: unknown, locate: Locate): { spec?: MachineS
       const [a, p] = ipRaw.split('/');
       const fam = isIP(a);
       const pRaw = p ?? (idRaw.prefix !== undefined ? String(idRaw.prefix) : undefined);
-      if (!fam) bad('identity.ip', `"${a}" is not an IP address`);
+      if (!fam) bad('identity.ip', 'is not an IP address');
       else if (pRaw === undefined || !/^\d+$/.test(pRaw)) bad(p !== undefined || idRaw.prefix === undefined ? 'identity.ip' : 'identity.prefix', 'a prefix length is required (e.g. 10.0.0.5/24)');
       else {
         const n = Number(pRaw);
-        if (n < 1 || n > (fam === 4 ? 32 : 128)) bad(p !== undefined ? 'identity.ip' : 'identity.prefix', `prefix /${n} is out of range for IPv${fam}`);
+        if (n < 1 || n > (fam === 4 ? 32 : 128)) bad(p !== undefined ? 'identity.ip' : 'identity.prefix', `prefix length is out of range for IPv${fam}`);
         else { ip = a; prefix = n; }
       }
     }
@@ -254,25 +255,25 @@ export function validateMachine(raw: unknown, locate: Locate): { spec?: MachineS
   const hostname = str(idRaw.hostname);
   if (r.identity !== undefined) {
     if (!hostname) bad('identity.hostname', 'required');
-    else if (!isHostname(hostname)) bad('identity.hostname', `"${hostname}" is not a valid host name`);
+    else if (!isHostname(hostname)) bad('identity.hostname', 'is not a valid host name');
   }
   const gateway = str(idRaw.gateway) || undefined;
   if (gateway !== undefined) {
-    if (!isIP(gateway)) bad('identity.gateway', `"${gateway}" is not an IP address`);
+    if (!isIP(gateway)) bad('identity.gateway', 'is not an IP address');
     else if (ip && isIP(gateway) !== isIP(ip)) bad('identity.gateway', 'gateway and address are of different IP families');
-    else if (ip && prefix !== undefined && !sameSubnet(ip, gateway, prefix)) bad('identity.gateway', `${gateway} is not in ${ip}/${prefix}`);
+    else if (ip && prefix !== undefined && !sameSubnet(ip, gateway, prefix)) bad('identity.gateway', 'is not in the subnet of identity.ip');
     else if (ip && gateway === ip) bad('identity.gateway', 'gateway equals the machine address');
   }
   const dns: string[] = [];
   for (const d of asList(idRaw.dns)) {
     const s = String(d);
-    if (!isIP(s)) bad('identity.dns', `"${s}" is not an IP address`);
+    if (!isIP(s)) bad('identity.dns', 'is not an IP address');
     else dns.push(s);
   }
   const ntp: string[] = [];
   for (const d of asList(idRaw.ntp)) {
     const s = String(d);
-    if (!isIP(s) && !isHostname(s)) bad('identity.ntp', `"${s}" is not an IP address or host name`);
+    if (!isIP(s) && !isHostname(s)) bad('identity.ntp', 'is not an IP address or host name');
     else ntp.push(s);
   }
 
@@ -296,7 +297,7 @@ function crossCheck(rows: { spec: MachineSpec; locate: Locate }[]): InventoryPro
   const check = (kind: string, value: string, field: string, locate: Locate) => {
     const key = `${kind}\0${value}`;
     const first = seen.get(key);
-    if (first !== undefined) problems.push({ line: locate(field), field, message: `${value} is already used on line ${first}` });
+    if (first !== undefined) problems.push({ line: locate(field), field, message: `is the same as on line ${first}` });
     else seen.set(key, locate(field));
   };
   for (const { spec, locate } of rows) {
@@ -326,6 +327,20 @@ function deepMerge(base: unknown, over: unknown): unknown {
  * where `defaults` (any machine field, e.g. bmc.user, identity.gateway, dns, ntp) is
  * merged under every machine.
  */
+/** Aliases may expand to at most this many nodes in all (a "billion laughs" file is a 400, not a 500). */
+const MAX_ALIAS_COUNT = 100;
+
+function yamlToJs(doc: ReturnType<typeof parseDocument>): unknown {
+  try {
+    return doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    const msg = /alias/i.test((err as Error).message)
+      ? `YAML: aliases expand too far (at most ${MAX_ALIAS_COUNT} alias uses); write the values out`
+      : 'YAML: the document cannot be read as plain data';
+    throw new InventoryError([{ line: 1, field: '', message: msg }]);
+  }
+}
+
 export function parseYamlInventory(text: string): InventoryRow[] {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
@@ -350,7 +365,7 @@ export function parseYamlInventory(text: string): InventoryRow[] {
     }
     itemsNode = top.get('machines', true);
     defaultsNode = top.get('defaults', true);
-    defaults = (doc.toJS() as Record<string, unknown>).defaults;
+    defaults = (yamlToJs(doc) as Record<string, unknown>).defaults;
     if (defaults !== undefined && (typeof defaults !== 'object' || Array.isArray(defaults) || defaults === null)) {
       throw new InventoryError([{ line: lineOf(defaultsNode), field: 'defaults', message: 'expected a mapping' }]);
     }
@@ -358,7 +373,7 @@ export function parseYamlInventory(text: string): InventoryRow[] {
   if (!isSeq(itemsNode)) {
     throw new InventoryError([{ line: lineOf(itemsNode), field: 'machines', message: 'expected a list of machines' }]);
   }
-  const all = doc.toJS() as unknown;
+  const all = yamlToJs(doc);
   const items = (Array.isArray(all) ? all : (all as Record<string, unknown>).machines) as unknown[];
   const problems: InventoryProblem[] = [];
   const rows: { spec: MachineSpec; locate: Locate }[] = [];
@@ -437,7 +452,7 @@ export function parseCsvInventory(text: string): InventoryRow[] {
     if (!header) {
       header = cells.map((c) => c.trim().toLowerCase().replace(/[.\s-]/g, '_'));
       headerLine = lineNo;
-      header.forEach((h) => { if (!CSV_FIELD[h]) problems.push({ line: lineNo, field: h, message: `unknown column "${h}" (expected ${CSV_COLUMNS.join(', ')})` }); });
+      header.forEach((h, i) => { if (!CSV_FIELD[h]) problems.push({ line: lineNo, field: `column ${i + 1}`, message: `is not a known column name (expected ${CSV_COLUMNS.join(', ')}; a header row is required)` }); });
       for (const need of ['name', 'bmc_address', 'bmc_user', 'bmc_password', 'ip', 'hostname']) {
         if (!header.includes(need)) problems.push({ line: lineNo, field: need, message: `missing column "${need}"` });
       }
