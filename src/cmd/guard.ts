@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { InputError } from '../errors.js';
-import { LogGuard } from '../guard/index.js';
+import { DEFAULT_MAX_DEPTH, LogGuard } from '../guard/index.js';
 import { parseInteger, parseListen, parseSecondsMs } from '../cli/flags.js';
 
 interface GuardFlags {
@@ -14,6 +14,7 @@ interface GuardFlags {
   pollInterval: string;
   maxWatches?: string;
   maxNameBytes: string;
+  maxDepth: string;
   metricsListen?: string;
   logLevel: string;
   once?: boolean;
@@ -42,6 +43,7 @@ export function registerGuard(program: Command): void {
     .option('--poll-interval <seconds>', 'scan period for directories left without an inotify watch', '2')
     .option('--max-watches <n>', 'most inotify watches to use (default: up to the kernel limit fs.inotify.max_user_watches)')
     .option('--max-name-bytes <n>', 'longest link name; longer names get a hash', '255')
+    .option('--max-depth <n>', 'deepest directory level under the root that is followed (deeper ones are counted and logged once)', String(DEFAULT_MAX_DEPTH))
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
     .option('--log-level <level>', 'debug, info, warn or error', 'info')
     .option('--once', 'reconcile the flat directory once and exit')
@@ -60,6 +62,7 @@ export function registerGuard(program: Command): void {
         pollIntervalMs: parseSecondsMs(flags.pollInterval, 'poll-interval', 0.01),
         maxWatches: flags.maxWatches === undefined ? undefined : parseInteger(flags.maxWatches, 'max-watches', 1),
         maxNameBytes: parseInteger(flags.maxNameBytes, 'max-name-bytes', 64),
+        maxDepth: parseInteger(flags.maxDepth, 'max-depth', 1),
         keepAlive: !flags.once,
       });
       const listenAt = flags.metricsListen === undefined ? null : parseListen(flags.metricsListen, 'metrics-listen');

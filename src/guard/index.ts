@@ -1,5 +1,5 @@
 /** The log guard (issue 4): library API embedded by `kiver agent` and used by `kiver guard`. */
-export { LogGuard } from './log-guard.js';
+export { LogGuard, DEFAULT_MAX_DEPTH } from './log-guard.js';
 export type { GuardLogger, GuardState, LinkEvent, LogGuardOptions, LogGuardStatus, ReconcileSummary } from './log-guard.js';
 export { GuardMetrics } from './metrics.js';
 export { decodeLinkName, display, isHashedName, linkNameFor, DEFAULT_MAX_NAME_BYTES, SEPARATOR } from './link-name.js';

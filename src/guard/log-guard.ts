@@ -14,7 +14,13 @@
  *  - when no watch can be had (ENOSPC, or the --max-watches budget), the directory is
  *    scanned every pollIntervalMs instead, and the error names fs.inotify.max_user_watches;
  *  - a full reconcile runs at start and every rescanIntervalMs: links for every file,
- *    links of ours that no longer match a file removed, foreign entries left alone.
+ *    links of ours that no longer match a file removed, foreign entries left alone;
+ *  - a directory is opened with O_NOFOLLOW|O_DIRECTORY and the opened handle's inode must
+ *    be the one recorded when its parent listed it (an ancestor swapped for a symlink
+ *    leads elsewhere and fails the check); its entries are listed and lstat'ed through
+ *    that handle (/proc/self/fd/N), never through the path again — O(1) per directory,
+ *    where a realpath of the whole path cost O(depth);
+ *  - directories deeper than maxDepth (default 64) are not followed (counted, logged once).
  * Paths are byte strings (link-name.ts) so any file name works.
  */
 import { EventEmitter } from 'node:events';
@@ -63,7 +69,15 @@ export interface LogGuardOptions {
   sliceMs?: number;
   /** Whether the watches keep the Node process alive (default true). */
   keepAlive?: boolean;
+  /** Deepest directory (root = 0) the guard follows; deeper ones are counted and logged once (default 64). */
+  maxDepth?: number;
 }
+
+/** Deep enough for any real log layout; a 10,000-deep tree is an attack on the guard's time. */
+export const DEFAULT_MAX_DEPTH = 64;
+const DIR_FLAGS = fs.constants.O_RDONLY | fs.constants.O_DIRECTORY | fs.constants.O_NOFOLLOW;
+/** Listing and lstat through an open directory handle (Node has no fdopendir/fstatat). */
+const FD_DIR = fs.existsSync('/proc/self/fd') ? '/proc/self/fd' : null;
 
 export type GuardState = 'stopped' | 'starting' | 'running' | 'stopping';
 
@@ -101,6 +115,7 @@ type Via = 'start' | 'scan' | 'event';
 class DirNode {
   readonly rel: string;
   readonly abs: string;
+  readonly depth: number;
   readonly files = new Map<string, string>(); // child name → link name
   readonly dirs = new Map<string, DirNode>();
   watcher: fs.FSWatcher | null = null;
@@ -117,6 +132,7 @@ class DirNode {
     rootAbs: string,
   ) {
     this.rel = parent === null ? '' : parent.rel === '' ? name : `${parent.rel}/${name}`;
+    this.depth = parent === null ? 0 : parent.depth + 1;
     this.abs = parent === null ? rootAbs : `${rootAbs}/${this.rel}`;
   }
 }
@@ -173,6 +189,7 @@ export class LogGuard extends EventEmitter {
   private outListing: Set<string> | null = null;
   private readonly debugOn: boolean;
   private readonly warnBudget = new Map<string, { windowStart: number; count: number }>();
+  private depthLogged = false;
 
   constructor(options: LogGuardOptions) {
     super();
@@ -192,6 +209,7 @@ export class LogGuard extends EventEmitter {
       sliceMs: num(options.sliceMs, 10, 'sliceMs', 1),
       keepAlive: options.keepAlive ?? true,
       maxWatches: options.maxWatches === undefined ? null : num(options.maxWatches, 0, 'maxWatches', 1),
+      maxDepth: num(options.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth', 1),
     };
     if (options.overflowBurstEvents !== undefined) this.overflowThreshold = num(options.overflowBurstEvents, 0, 'overflowBurstEvents', 1);
     this.overflowFromOptions = options.overflowBurstEvents !== undefined;
@@ -536,20 +554,65 @@ export class LogGuard extends EventEmitter {
    */
   private scanDir(node: DirNode, via: Via, full: boolean): DirNode[] {
     if (node.removed) return [];
-    const st = this.lstat(node.abs);
-    if (!st || !st.isDirectory() || st.ino !== node.ino || st.dev !== node.dev) {
-      if (node.parent) this.reconcileEntry(node.parent, node.name, via);
-      else this.requestFull('root_changed');
-      return [];
+    const fd = this.openDir(node, via);
+    if (fd === null) return [];
+    try {
+      return this.scanOpenDir(node, fd, via, full);
+    } finally {
+      fs.closeSync(fd);
     }
-    if (!this.isRealDir(node)) {
+  }
+
+  /**
+   * Opens a tracked directory without following a symlink as its last component and
+   * checks that the handle is the directory recorded (same inode and device): a path
+   * whose ancestor was swapped for a symlink leads to another directory and fails. On
+   * failure the directory's parent settles what it is now (gone, replaced, a symlink).
+   */
+  private openDir(node: DirNode, via: Via): number | null {
+    let fd: number;
+    try {
+      fd = fs.openSync(p(node.abs), DIR_FLAGS);
+    } catch (e) {
+      const code = errCode(e);
+      // gone, not a directory, or a symlink as last component (ELOOP): the parent's listing says which
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ELOOP') this.settleInParent(node, via);
+      else this.fail('scan', e, 'cannot open a directory', node.abs);
+      return null;
+    }
+    let st: fs.Stats;
+    try {
+      st = fs.fstatSync(fd);
+    } catch (e) {
+      fs.closeSync(fd);
+      this.fail('stat', e, 'fstat failed', node.abs);
+      return null;
+    }
+    if (st.ino === node.ino && st.dev === node.dev) return fd;
+    fs.closeSync(fd);
+    const now = this.lstat(node.abs);
+    if (now && now.isDirectory() && now.ino === node.ino && now.dev === node.dev) {
+      // the path names the directory again, but the open led elsewhere: a component was swapped meanwhile
       this.metrics.refused.inc({ kind: 'outside_root' });
       this.removeDir(node, 'dir_gone');
-      return [];
-    }
+    } else this.settleInParent(node, via);
+    return null;
+  }
+
+  private settleInParent(node: DirNode, via: Via): void {
+    if (node.parent) this.reconcileEntry(node.parent, node.name, via);
+    else this.requestFull('root_changed');
+  }
+
+  /** The path of a directory's entry through its open handle (no path walk that a swap could redirect). */
+  private entryAt(dir: DirNode, fd: number, name: string): string {
+    return FD_DIR === null ? `${dir.abs}/${name}` : `${FD_DIR}/${fd}/${name}`;
+  }
+
+  private scanOpenDir(node: DirNode, fd: number, via: Via, full: boolean): DirNode[] {
     const seen = new Set<string>();
     const children: DirNode[] = [];
-    const err = this.listDir(node.abs, (name, de) => {
+    const err = this.listDir(FD_DIR === null ? node.abs : `${FD_DIR}/${fd}`, (name, de) => {
       seen.add(name);
       if (node === this.root && name === this.skipName) return;
       const kind = entryKind(de);
@@ -558,7 +621,7 @@ export class LogGuard extends EventEmitter {
         if (sub) this.removeDir(sub, 'dir_gone');
         this.ensureFile(node, name, via, null);
       } else if (kind === 'directory') {
-        const child = this.reconcileEntry(node, name, via, !full);
+        const child = this.reconcileEntry(node, name, via, !full, fd);
         if (child && full) children.push(child);
       } else {
         this.refuse(kind, node, name);
@@ -571,8 +634,8 @@ export class LogGuard extends EventEmitter {
       } else this.fail('scan', err, 'cannot list a directory', node.abs);
       return [];
     }
-    for (const name of [...node.files.keys()]) if (!seen.has(name)) this.reconcileEntry(node, name, via);
-    for (const name of [...node.dirs.keys()]) if (!seen.has(name)) this.reconcileEntry(node, name, via);
+    for (const name of [...node.files.keys()]) if (!seen.has(name)) this.reconcileEntry(node, name, via, true, fd);
+    for (const name of [...node.dirs.keys()]) if (!seen.has(name)) this.reconcileEntry(node, name, via, true, fd);
     return children;
   }
 
@@ -580,10 +643,22 @@ export class LogGuard extends EventEmitter {
    * Looks at one entry again and makes the flat directory agree. Returns the entry's
    * directory node when it is a (tracked) directory.
    */
-  private reconcileEntry(dir: DirNode, name: string, via: Via, queueNewDirs = true): DirNode | null {
+  private reconcileEntry(dir: DirNode, name: string, via: Via, queueNewDirs = true, dirFd?: number): DirNode | null {
     if (dir.removed) return null;
     if (dir === this.root && name === this.skipName) return null;
-    const st = this.lstat(`${dir.abs}/${name}`);
+    if (dirFd !== undefined) return this.reconcileAt(dir, dirFd, name, via, queueNewDirs);
+    // An event or a sweep: open the directory (checked) and look at the entry through it.
+    const fd = this.openDir(dir, via);
+    if (fd === null) return null;
+    try {
+      return this.reconcileAt(dir, fd, name, via, queueNewDirs);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private reconcileAt(dir: DirNode, fd: number, name: string, via: Via, queueNewDirs: boolean): DirNode | null {
+    const st = this.lstat(this.entryAt(dir, fd, name));
     if (!st) {
       this.removeFile(dir, name, 'file_gone');
       const sub = dir.dirs.get(name);
@@ -594,12 +669,6 @@ export class LogGuard extends EventEmitter {
     if (kind === 'file') {
       const sub = dir.dirs.get(name);
       if (sub) this.removeDir(sub, 'dir_gone');
-      if (via === 'event' && !this.isRealDir(dir)) {
-        // an ancestor was swapped for a symlink: the path now leads elsewhere
-        this.metrics.refused.inc({ kind: 'outside_root' });
-        this.removeFile(dir, name, 'not_regular');
-        return null;
-      }
       this.ensureFile(dir, name, via, st);
       return null;
     }
@@ -608,6 +677,10 @@ export class LogGuard extends EventEmitter {
       const existing = dir.dirs.get(name);
       if (existing && existing.ino === st.ino && existing.dev === st.dev) return existing;
       if (existing) this.removeDir(existing, 'dir_gone');
+      if (dir.depth + 1 > this.opts.maxDepth) {
+        this.tooDeep(dir, name);
+        return null;
+      }
       return this.addDir(dir, name, st, queueNewDirs);
     }
     this.refuse(kind, dir, name);
@@ -621,27 +694,25 @@ export class LogGuard extends EventEmitter {
     if (sub) this.removeDir(sub, 'dir_gone');
   }
 
+  private tooDeep(dir: DirNode, name: string): void {
+    this.metrics.refused.inc({ kind: 'too_deep' });
+    if (this.depthLogged) return;
+    this.depthLogged = true;
+    this.log.warn(
+      { path: display(relOf(dir, name)), maxDepth: this.opts.maxDepth },
+      `a directory deeper than ${this.opts.maxDepth} levels under the log root: not followed, its files get no links (counted in refused_entries_total{kind="too_deep"}; logged once)`,
+    );
+  }
+
+  /** `st` came from an lstat through the parent's checked handle: the new node is the directory listed there. */
   private addDir(parent: DirNode, name: string, st: fs.Stats, queueScan: boolean): DirNode | null {
     if (st.ino === this.outIno && st.dev === this.outDev) return null;
     const node = new DirNode(parent, name, st.ino, st.dev, this.rootAbs);
-    if (!this.isRealDir(node)) {
-      this.metrics.refused.inc({ kind: 'outside_root' });
-      return null;
-    }
     parent.dirs.set(name, node);
     this.dirCount++;
     this.watch(node);
     if (queueScan) this.enqueueScan(node, 'new_directory');
     return node;
-  }
-
-  /** True when the directory's real path is exactly its logical path (no symlinked component). */
-  private isRealDir(node: DirNode): boolean {
-    try {
-      return fs.realpathSync.native(p(node.abs), { encoding: 'latin1' }) === node.abs;
-    } catch {
-      return false;
-    }
   }
 
   private lstat(abs: string): fs.Stats | undefined {

@@ -4,7 +4,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 export type RemoveReason = 'file_gone' | 'not_regular' | 'dir_gone' | 'stale';
 export type RescanReason = 'start' | 'periodic' | 'overflow' | 'new_directory' | 'poll' | 'root_changed';
 export type LatencySource = 'event' | 'scan';
-export type RefusedKind = 'symlink' | 'fifo' | 'socket' | 'device' | 'unknown' | 'outside_root';
+export type RefusedKind = 'symlink' | 'fifo' | 'socket' | 'device' | 'unknown' | 'outside_root' | 'too_deep';
 export type ErrorKind =
   | 'watch'
   | 'watch_limit'
@@ -109,7 +109,7 @@ export class GuardMetrics {
     });
     this.refused = new Counter({
       name: `${prefix}refused_entries_total`,
-      help: 'Entries seen and refused a link (symlinks, FIFOs, sockets, devices, paths leaving the root), per observation',
+      help: 'Entries seen and refused a link (symlinks, FIFOs, sockets, devices, paths leaving the root, directories deeper than the depth limit), per observation',
       labelNames: ['kind'],
       registers,
     });
