@@ -22,7 +22,7 @@ import { createLogger } from '../src/log.js';
 import { BootFileWriter } from '../src/machine/bootfiles.js';
 import { BAD_TOKEN, NOT_PENDING } from '../src/machine/config-center.js';
 import { KvMachineStore, mutateMachine } from '../src/machine/machine-store.js';
-import type { MachineView } from '../src/machine/secrets.js';
+import type { MachineView } from '../src/model/machine.js';
 import type { OsProfile } from '../src/machine/profiles/index.js';
 import { IpmiDriver } from '../src/machine/bmc/ipmi.js';
 import { KIVER_BIN, freePort, until } from './harness/kiver.js';

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KiverProcess, until } from './harness/kiver.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 import type { KiverEvent } from '../src/model/event.js';
 
 const IMAGE = 'kiver/busybox:latest';

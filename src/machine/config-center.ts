@@ -14,7 +14,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { ForbiddenError, NotFoundError } from '../errors.js';
 import type { BootFileWriter } from './bootfiles.js';
-import { normalizeMac, type MachineIdentity, type MachineRecord } from './inventory.js';
+import { normalizeMac } from './inventory-validate.js';
+import type { MachineIdentity, MachineRecord } from '../model/machine.js';
 import { findByMac, mutateMachine, systemClock, withEvent, withPhase, type Clock, type MachineStore, type Versioned } from './machine-store.js';
 import { renderSeed, type ProfileRegistry, type RenderedSeed } from './profiles/index.js';
 

@@ -13,7 +13,8 @@ import type { ApiContext } from '../context.js';
 import { InputError, UnavailableError } from '../../errors.js';
 import { configCenterRoutes } from '../../machine/config-center-routes.js';
 import { InventoryError } from '../../machine/errors.js';
-import { MACHINE_NAME_PATTERN, OS_PROFILE_PATTERN, type InventoryFormat } from '../../machine/inventory.js';
+import { MACHINE_NAME_PATTERN, MachineView, OS_PROFILE_PATTERN } from '../../model/machine.js';
+import type { InventoryFormat } from '../../machine/inventory.js';
 import { addMachine, getMachine, importInventory, inspectMachine, listMachines, removeMachine } from '../../machine/machines.js';
 import type { InstallStarted } from '../../machine/installer.js';
 
@@ -75,31 +76,8 @@ const ReapBody = Type.Object(
   { additionalProperties: false },
 );
 
-// What a machine looks like on the wire: nothing secret has a field here.
 const Strs = Type.Array(Type.String());
-const MachineViewSchema = Type.Object({
-  name: Type.String(),
-  bmc: Type.Object({ driver: Type.String(), address: Type.String(), port: Type.Optional(Type.Integer()), user: Type.String(), password: Type.Literal('(set)') }),
-  macs: Strs,
-  osProfile: Type.String(),
-  identity: Type.Object({ ip: Type.String(), prefix: Type.Integer(), hostname: Type.String(), gateway: Type.Optional(Type.String()), dns: Strs, ntp: Strs }),
-  createdAt: Type.String(),
-  status: Type.Object({
-    phase: Type.String(),
-    reason: Type.Optional(Type.String()),
-    since: Type.String(),
-    timestamps: Type.Object({
-      registered: Type.Optional(Type.String()), inspected: Type.Optional(Type.String()), installing: Type.Optional(Type.String()),
-      installed: Type.Optional(Type.String()), failed: Type.Optional(Type.String()),
-    }),
-    bmcMacs: Type.Optional(Strs),
-    install: Type.Optional(Type.Object({
-      startedAt: Type.String(), expiresAt: Type.String(), osProfile: Type.String(), serverUrl: Type.String(),
-      macs: Strs, bootFiles: Strs, identityServedAt: Type.Optional(Type.String()),
-    })),
-    events: Type.Array(Type.Object({ at: Type.String(), type: Type.String(), message: Type.String() })),
-  }),
-});
+const MachineViewSchema = MachineView;
 const StartedSchema = Type.Object({
   machine: MachineViewSchema, macs: Strs, bootFiles: Strs, expiresAt: Type.String(), resetAt: Type.String(),
 });
