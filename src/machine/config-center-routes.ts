@@ -13,9 +13,9 @@
  * one-time install token. Request logging is lowered to `warn` on them so tokens in
  * URLs never reach the access log.
  */
-import type { FastifyError, FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { KiverError } from '../errors.js';
+import { ErrorBody } from '../model/error-body.js';
 import { renderIdentityShell, type ConfigCenter } from './config-center.js';
 
 export const INSTALL_TOKEN_HEADER = 'x-kiver-install-token';
@@ -24,9 +24,6 @@ export interface ConfigCenterRoutesOptions {
   center: ConfigCenter;
 }
 
-const ErrorBody = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String() }),
-});
 
 const MacParams = Type.Object({ mac: Type.String({ maxLength: 64 }) });
 const TokenQuery = Type.Object({
@@ -62,15 +59,7 @@ export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> =
   // encoded, curl -X POST: none); the body is ignored. Scoped to this plugin.
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((err: FastifyError, _req, reply) => {
-    if (err instanceof KiverError) {
-      return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
-    }
-    if (err.validation) {
-      return reply.status(400).send({ error: { code: 'invalid', message: err.message } });
-    }
-    return reply.status(500).send({ error: { code: 'internal', message: 'internal error' } });
-  });
+  // Errors go through the API's one error handler (api/errors.ts), inherited from the parent scope.
 
   app.get<{ Params: Static<typeof MacParams>; Querystring: Static<typeof TokenQuery> }>(
     '/v1/config-center/:mac',
