@@ -18,7 +18,7 @@ import { BootFileWriter, parseMarker } from '../src/machine/bootfiles.js';
 import { reapBootFiles } from '../src/machine/reaper.js';
 import { generateDnsmasqConfig, DnsmasqSupervisor, prepareTftpRoot } from '../src/machine/dnsmasq.js';
 import { ConfigCenter, BAD_TOKEN, NOT_PENDING } from '../src/machine/config-center.js';
-import { configCenterRoutes } from '../src/machine/config-center-routes.js';
+import { configCenterRoutes } from '../src/api/routes/config-center.js';
 import { startInstall, installMany, type InstallerDeps } from '../src/machine/installer.js';
 import { MemoryMachineStore, KvMachineStore, type Clock } from '../src/machine/machine-store.js';
 import { importInventory, addMachine, listMachines, removeMachine } from '../src/machine/machines.js';

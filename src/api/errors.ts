@@ -29,7 +29,7 @@ function validationBody(err: FastifyError): ErrorBody {
   return { error: { code: 'invalid', message: `${field}: ${message}`, field } };
 }
 
-export function errorHandler(log: Logger) {
+export function errorHandler(log: Pick<Logger, 'error'>) {
   return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) return reply.status(400).send(validationBody(err));
     if (err instanceof KiverError) {

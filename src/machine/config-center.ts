@@ -1,5 +1,5 @@
 /**
- * The config center (framework-free; config-center-routes.ts exposes it over HTTP).
+ * The config center (framework-free; api/routes/config-center.ts exposes it over HTTP).
  *
  * A machine's post-install step asks for its identity by MAC with the one-time token
  * Kiver put on its kernel command line. The identity is served only while the machine

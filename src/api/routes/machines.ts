@@ -11,7 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ApiContext } from '../context.js';
 import { InputError, UnavailableError } from '../../errors.js';
-import { configCenterRoutes } from '../../machine/config-center-routes.js';
+import { configCenterRoutes } from './config-center.js';
 import { ErrorBody } from '../../model/error-body.js';
 import { MACHINE_NAME_PATTERN, MachineView, OS_PROFILE_PATTERN } from '../../model/machine.js';
 import type { InventoryFormat } from '../../machine/inventory.js';

@@ -15,8 +15,9 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { ErrorBody } from '../model/error-body.js';
-import { renderIdentityShell, type ConfigCenter } from './config-center.js';
+import { ErrorBody } from '../../model/error-body.js';
+import { renderIdentityShell, type ConfigCenter } from '../../machine/config-center.js';
+import { errorHandler } from '../errors.js';
 
 export const INSTALL_TOKEN_HEADER = 'x-kiver-install-token';
 
@@ -59,7 +60,8 @@ export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> =
   // encoded, curl -X POST: none); the body is ignored. Scoped to this plugin.
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => done(null, body));
 
-  // Errors go through the API's one error handler (api/errors.ts), inherited from the parent scope.
+  // The one error mapping, also when the plugin is mounted on its own (tests, a separate listener).
+  app.setErrorHandler(errorHandler(app.log));
 
   app.get<{ Params: Static<typeof MacParams>; Querystring: Static<typeof TokenQuery> }>(
     '/v1/config-center/:mac',
