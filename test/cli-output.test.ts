@@ -5,32 +5,21 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KiverServer } from '../src/server/server.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
-import { KIVER_BIN } from './harness/kiver.js';
+import { KIVER_BIN, runCommand } from './harness/kiver.js';
 
 const EVIL = '10.0.0.7\u001b[2J\nnode-x  Ready     10.0.0.8';
 
 describe('CLI tables escape what agents sent', () => {
   let dir: string;
   let server: KiverServer;
-  const cli = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
-    new Promise((res) => {
-      const p = spawn(process.execPath, [KIVER_BIN, ...args], {
-        env: { ...process.env, KIVER_ADDR: server.url, KIVER_TOKEN: server.tokens.admin, KIVER_HOME: join(dir, 'home') },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
-    });
+  const cli = (...args: string[]) => runCommand([process.execPath, KIVER_BIN, ...args],
+    { ...process.env, KIVER_ADDR: server.url, KIVER_TOKEN: server.tokens.admin, KIVER_HOME: join(dir, 'home') });
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kiver-cli-output-'));
