@@ -60,7 +60,7 @@ export async function run(program: Command, argv: string[]): Promise<void> {
     }
     const e = err as NodeJS.ErrnoException;
     printErr(`kiver: ${e?.message ?? String(err)}`);
-    if (process.env.KIVER_DEBUG) process.stderr.write(`${e?.stack}\n`);
+    if (process.env.KIVER_DEBUG) printErr(`${e?.stack}`);
     process.exit(EXIT.other);
   }
 }
