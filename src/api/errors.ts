@@ -30,7 +30,7 @@ function validationBody(err: FastifyError): ErrorBody {
   return { error: { code: 'invalid', message: `${field}: ${message}`, field } };
 }
 
-export function errorHandler(log: Logger) {
+export function errorHandler(log: Pick<Logger, 'error'>) {
   return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) return reply.status(400).send(validationBody(err));
     // A full disk under the store (etcd's quota alarm included) is 507, said once per episode.
@@ -39,7 +39,8 @@ export function errorHandler(log: Logger) {
       return reply.status(507).send({ error: { code: e.code, message: e.message } });
     }
     if (err instanceof KiverError) {
-      const body: ErrorBody = { error: { code: err.code, message: err.message } };
+      // details never override the four fields every error has
+      const body: ErrorBody = { error: { ...err.details, code: err.code, message: err.message } };
       if (err.field) body.error.field = err.field;
       return reply.status(err.status).send(body);
     }
@@ -49,7 +50,8 @@ export function errorHandler(log: Logger) {
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.status(err.statusCode).send({ error: { code: 'invalid', message: err.message } });
     }
-    log.error({ err, url: req.url }, 'internal error');
+    // The route pattern, not the URL: some URLs carry one-time tokens (config center).
+    log.error({ err, method: req.method, route: req.routeOptions?.url ?? 'unknown' }, 'internal error');
     return reply.status(500).send({ error: { code: 'internal', message: 'internal error; see the server log' } });
   };
 }

@@ -3,18 +3,20 @@ import { readFile } from 'node:fs/promises';
 import { Agent } from '../agent/agent.js';
 import { InputError } from '../errors.js';
 import { agentOptions, checkNodeName, ensureRoot, nodeCredentialFile, onSignal, watchdogOptions } from './process.js';
+import { logOptions, loggerFrom } from './log-options.js';
 import { kiverHome } from '../cli/config.js';
 import { readSecretFile } from '../secret-file.js';
 
 /** `kiver agent`: the node agent, joined to one or more servers. */
 export function registerAgent(program: Command): void {
-  agentOptions(
+  logOptions(agentOptions(
     program.command('agent')
       .description('run the node agent: joins a server and runs its replicas in Docker')
       .requiredOption('--server <urls>', 'server URL(s), comma-separated')
       .option('--join-token-file <file>', 'file holding the join token (or set KIVER_JOIN_TOKEN); needed only to join')
       .option('--credential-file <file>', 'where the node credential is kept, mode 0600 (default <KIVER_HOME>/node-<node>.credential)'),
-  ).action(async (o) => {
+  )).action(async (o) => {
+    const log = loggerFrom(o, 'kiver-agent');
     const node = checkNodeName(o.node);
     const credentialFile = o.credentialFile ?? nodeCredentialFile(kiverHome(), node);
     const token = process.env.KIVER_JOIN_TOKEN ?? (o.joinTokenFile ? (await readFile(o.joinTokenFile, 'utf8')).trim() : undefined);
@@ -24,7 +26,7 @@ export function registerAgent(program: Command): void {
     await ensureRoot(o.dataRoot, '--data-root');
     await ensureRoot(o.logRoot, '--log-root');
     const agent = new Agent({
-      servers: String(o.server).split(','), joinToken: token, credentialFile, node, address: o.address ?? '127.0.0.1',
+      servers: String(o.server).split(','), joinToken: token, credentialFile, log, node, address: o.address ?? '127.0.0.1',
       dataRoot: o.dataRoot, logRoot: o.logRoot, guardOut: o.guard === false ? false : o.guardOut,
       dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: o.allowNoLiveRestore === true,
     });

@@ -1,11 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
-import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { InputError } from '../errors.js';
 import { DEFAULT_MAX_DEPTH, LogGuard } from '../guard/index.js';
 import { parseInteger, parseListen, parseSecondsMs } from '../cli/flags.js';
+import { logOptions, loggerFrom } from './log-options.js';
 
 interface GuardFlags {
   root: string;
@@ -16,7 +16,8 @@ interface GuardFlags {
   maxNameBytes: string;
   maxDepth: string;
   metricsListen?: string;
-  logLevel: string;
+  logLevel?: string;
+  logFormat: string;
   once?: boolean;
 }
 
@@ -32,7 +33,7 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
 
 /** `kiver guard`: link every log file under a tree into one flat directory for the log shipper. */
 export function registerGuard(program: Command): void {
-  program
+  logOptions(program
     .command('guard')
     .description(
       'link every log file under --root, at any depth, into the flat --out directory a log shipper watches (Flume Taildir, Fluent Bit, Filebeat); see docs/guard.md',
@@ -45,13 +46,10 @@ export function registerGuard(program: Command): void {
     .option('--max-name-bytes <n>', 'longest link name; longer names get a hash', '255')
     .option('--max-depth <n>', 'deepest directory level under the root that is followed (deeper ones are counted and logged once)', String(DEFAULT_MAX_DEPTH))
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
-    .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .option('--once', 'reconcile the flat directory once and exit')
+    .option('--once', 'reconcile the flat directory once and exit'))
     .action(async (flags: GuardFlags) => {
       const out = flags.out ?? `${flags.root.replace(/\/+$/, '') || ''}/.shipper`;
-      const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-      if (!levels.includes(flags.logLevel)) throw new InputError(`--log-level must be one of ${levels.join(', ')}`, 'log-level');
-      const logger = pino({ name: 'kiver-guard', level: flags.logLevel }, pino.destination(2));
+      const logger = loggerFrom(flags, 'kiver-guard');
       const registry = new Registry();
       const guard = new LogGuard({
         root: flags.root,
