@@ -126,6 +126,9 @@ describe('node credentials and roles', () => {
       assert.ok(!r.text.includes('hunter2'), `${p} shows no secret`);
     }
     assert.equal((await raw('GET', '/v1/agent/assignments?node=nb', viewer)).status, 403);
+    const encoded = await raw('GET', '/v1/%61gent/assignments?node=nb', viewer);
+    assert.ok(encoded.status === 403 || encoded.status === 404, `percent-encoding does not dodge the rule: ${encoded.status}`);
+    assert.ok(!encoded.text.includes('hunter2'));
     assert.equal((await raw('GET', '/v1/tokens', viewer)).status, 403);
     assert.equal((await raw('POST', '/v1/services', viewer, { name: 'v', image: 'kiver/busybox' })).status, 403);
     assert.equal((await raw('DELETE', '/v1/services/sec', viewer)).status, 403);

@@ -72,10 +72,9 @@ export class TokenAuth {
     });
   }
 
-  async remove(id: string): Promise<boolean> {
-    const res = await this.store.txn({ compare: [], success: [{ type: 'delete', key: K.token(id) }] });
+  async remove(id: string): Promise<void> {
+    await this.store.delete(K.token(id));
     this.loadedAt = 0;
-    return res.revision > 0;
   }
 
   /**

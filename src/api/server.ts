@@ -79,7 +79,8 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     if (!m) throw new UnauthenticatedError('missing bearer token (Authorization: Bearer <token>)');
     const principal = await ctx.auth.verify(m[1]);
     if (!principal) throw new UnauthenticatedError('invalid or revoked token');
-    authorize(principal, req.method, path);
+    // By the matched route pattern, not the raw URL (percent-encoding cannot dodge a rule).
+    authorize(principal, req.method, req.routeOptions.url ?? path);
     req.principal = principal;
   });
   app.addHook('onResponse', async (req, reply) => {

@@ -2,6 +2,7 @@
  * Tokens and roles (admin only): list, create, revoke, rotate — the join token's
  * rotation included. A token's secret is shown once, in the answer that made it.
  */
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ApiContext } from '../context.js';
@@ -29,7 +30,7 @@ export function tokenRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.post('/v1/tokens', { schema: { tags: ['tokens'], summary: 'Create an admin or viewer token', body: TokenCreate } }, async (req, reply) => {
     const body = req.body as { role: Role; id?: string };
-    const id = body.id ?? `${body.role}-${newToken(body.role).slice(-8).toLowerCase().replace(/[^a-z0-9]/g, '0')}`;
+    const id = body.id ?? `${body.role}-${randomBytes(4).toString('hex')}`;
     if (id.startsWith('node.') || id === 'join') throw new ConflictError(`token id ${id} is reserved`);
     const token = newToken(body.role);
     const res = await store.txn({ compare: [{ key: K.token(id), modRevision: 0 }], success: [{ type: 'put', key: K.token(id), value: JSON.stringify(record(body.role, token)) }] });
