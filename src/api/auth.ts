@@ -14,6 +14,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { writeSecretFile } from '../secret-file.js';
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
+import type { CacheChange, StoreCache } from '../controllers/cache.js';
 import { K } from '../model/keys.js';
 import { ConflictError } from '../errors.js';
 
@@ -45,17 +46,44 @@ export function newToken(role: Role): string {
 export const nodeCredentialId = (node: string) => `node.${node}`;
 
 export class TokenAuth {
-  /** hash → principal, refreshed from the store (a miss reloads at most once a second, for tokens made on another server). */
-  private cache = new Map<string, { principal: Principal; hash: Buffer }>();
+  /**
+   * hash → principal, kept current incrementally: this server's own writes at once
+   * (`note`), every other server's through the store cache's watch (a revocation reaches
+   * all servers within the watch latency). A full reload from the store runs every
+   * minute and, at most once a second, on a miss. A join or a revocation costs O(1).
+   */
+  private byHash = new Map<string, { principal: Principal; hash: Buffer }>();
+  private byId = new Map<string, string>();
   private loadedAt = 0;
   private missReloadAt = 0;
 
   constructor(private readonly store: Store) {}
 
+  /** Follows token changes other servers make, through the server's store cache. */
+  useCache(cache: StoreCache): void {
+    cache.on('change', (c: CacheChange) => {
+      if (c.key.startsWith(K.tokens)) this.note(c.key.slice(K.tokens.length), c.kv ? (JSON.parse(c.kv.value) as TokenRecord) : undefined);
+    });
+  }
+
+  /** Records that the token record of `id` is now `rec` (undefined: deleted). */
+  note(id: string, rec: TokenRecord | undefined): void {
+    const old = this.byId.get(id);
+    if (old !== undefined) {
+      this.byHash.delete(old);
+      this.byId.delete(id);
+    }
+    if (!rec || rec.hash === '') return;
+    const principal: Principal = { id, role: rec.role, ...(rec.node ? { node: rec.node } : {}) };
+    this.byHash.set(rec.hash, { principal, hash: Buffer.from(rec.hash, 'hex') });
+    this.byId.set(id, rec.hash);
+  }
+
   /** Stores a token's hash under id (replacing any previous token of that id). */
   async add(id: string, role: Role, token: string, node?: string): Promise<void> {
-    await this.store.put(K.token(id), JSON.stringify(record(role, token, node)));
-    this.loadedAt = 0;
+    const rec = record(role, token, node);
+    await this.store.put(K.token(id), JSON.stringify(rec));
+    this.note(id, rec);
   }
 
   /** The stored record of a token id (no secret in it). */
@@ -74,7 +102,7 @@ export class TokenAuth {
 
   async remove(id: string): Promise<void> {
     await this.store.delete(K.token(id));
-    this.loadedAt = 0;
+    this.note(id, undefined);
   }
 
   /**
@@ -85,42 +113,33 @@ export class TokenAuth {
     const cur = await this.get(id);
     if (!cur) throw new ConflictError(`token ${id} does not exist`);
     const token = newToken(cur.record.role);
+    const rec = record(cur.record.role, token, cur.record.node);
     const res = await this.store.txn({
       compare: [{ key: K.token(id), modRevision: cur.modRevision }],
-      success: [{ type: 'put', key: K.token(id), value: JSON.stringify(record(cur.record.role, token, cur.record.node)) }],
+      success: [{ type: 'put', key: K.token(id), value: JSON.stringify(rec) }],
     });
     if (!res.succeeded) throw new ConflictError(`token ${id} changed meanwhile; try again`);
-    this.loadedAt = 0;
+    this.note(id, rec);
     return { role: cur.record.role, token };
-  }
-
-  /** Forgets the cache (after writes made outside this object, e.g. in a transaction). */
-  invalidate(): void {
-    this.loadedAt = 0;
   }
 
   private async load(): Promise<void> {
     const res = await this.store.list(K.tokens);
-    const m = new Map<string, { principal: Principal; hash: Buffer }>();
-    for (const kv of res.kvs) {
-      const rec = JSON.parse(kv.value) as TokenRecord;
-      if (rec.hash === '') continue;
-      const principal: Principal = { id: kv.key.slice(K.tokens.length), role: rec.role, ...(rec.node ? { node: rec.node } : {}) };
-      m.set(rec.hash, { principal, hash: Buffer.from(rec.hash, 'hex') });
-    }
-    this.cache = m;
+    this.byHash = new Map();
+    this.byId = new Map();
+    for (const kv of res.kvs) this.note(kv.key.slice(K.tokens.length), JSON.parse(kv.value) as TokenRecord);
     this.loadedAt = Date.now();
   }
 
   /** Who holds a bearer token, or undefined. */
   async verify(token: string): Promise<Principal | undefined> {
-    if (Date.now() - this.loadedAt > 5000) await this.load();
+    if (Date.now() - this.loadedAt > 60_000) await this.load();
     const h = hash(token);
-    let p = this.cache.get(h);
+    let p = this.byHash.get(h);
     if (!p && Date.now() - this.missReloadAt > 1000) {
       this.missReloadAt = Date.now();
       await this.load();
-      p = this.cache.get(h);
+      p = this.byHash.get(h);
     }
     // The lookup is by the hash of a 192-bit secret (its timing reveals nothing usable); compare once more in constant time.
     if (!p) return undefined;

@@ -71,6 +71,7 @@ export class KiverServer {
     const cache = new StoreCache(store);
     cache.on('warning', (msg: string) => log.warn(msg));
     await cache.start();
+    auth.useCache(cache);
     const events = new EventRecorder(store, log);
     const nodes = new NodeIndex(cache);
     // Placeholder until the URL is known; the election reads it when it campaigns.

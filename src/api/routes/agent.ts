@@ -15,7 +15,7 @@ import { StatusReport, isCurrentStatus, type Replica, type ReplicaStatus } from 
 import { getJson } from '../../store/json.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../errors.js';
 import type { Compare, Op } from '../../store/store.js';
-import { newToken, nodeCredentialId, record as tokenRecord } from '../auth.js';
+import { newToken, nodeCredentialId, record as tokenRecord, type TokenRecord } from '../auth.js';
 import { EventLimiter } from '../../controllers/events.js';
 import { openEnv } from '../../secrets.js';
 
@@ -94,6 +94,7 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const compare: Compare[] = [];
     const ops: Op[] = [];
     let credential: string | undefined;
+    let credRecord: TokenRecord | undefined;
     if (p.role === 'node') {
       ownNode(req, body.name);
     } else {
@@ -103,8 +104,9 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
         throw new ConflictError(`node ${body.name} is already registered; re-registering it needs its node credential (or an admin's \`kiver node rekey ${body.name}\`)`);
       }
       credential = newToken('node');
+      credRecord = tokenRecord('node', credential, body.name);
       compare.push({ key: K.node(body.name), modRevision: prev?.modRevision ?? 0 }, { key: K.token(nodeCredentialId(body.name)), modRevision: cred?.modRevision ?? 0 });
-      ops.push({ type: 'put', key: K.token(nodeCredentialId(body.name)), value: JSON.stringify(tokenRecord('node', credential, body.name)) });
+      ops.push({ type: 'put', key: K.token(nodeCredentialId(body.name)), value: JSON.stringify(credRecord) });
     }
     const lease = await store.grantLease(ctx.nodeLeaseTtl);
     const node: Node = {
@@ -131,7 +133,7 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       await store.revokeLease(lease).catch(() => {});
       throw new ConflictError(`node ${body.name} was registered by someone else meanwhile`);
     }
-    if (credential) ctx.auth.invalidate();
+    if (credRecord) ctx.auth.note(nodeCredentialId(body.name), credRecord);
     if (prev?.value.lease && prev.value.lease !== lease) await store.revokeLease(prev.value.lease).catch(() => {});
     await ctx.events.record(`node/${body.name}`, 'Normal', 'Registered', `node ${body.name} joined (${body.cpus} CPUs, ${Math.round(body.memory / 2 ** 20)} MiB)`);
     return { node: body.name, leaseTtl: ctx.nodeLeaseTtl, ...(credential ? { credential } : {}) };

@@ -33,9 +33,10 @@ export function tokenRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const id = body.id ?? `${body.role}-${randomBytes(4).toString('hex')}`;
     if (id.startsWith('node.') || id === 'join') throw new ConflictError(`token id ${id} is reserved`);
     const token = newToken(body.role);
-    const res = await store.txn({ compare: [{ key: K.token(id), modRevision: 0 }], success: [{ type: 'put', key: K.token(id), value: JSON.stringify(record(body.role, token)) }] });
+    const rec = record(body.role, token);
+    const res = await store.txn({ compare: [{ key: K.token(id), modRevision: 0 }], success: [{ type: 'put', key: K.token(id), value: JSON.stringify(rec) }] });
     if (!res.succeeded) throw new ConflictError(`token ${id} already exists`);
-    auth.invalidate();
+    auth.note(id, rec);
     return reply.status(201).send({ id, role: body.role, token });
   });
 
@@ -69,8 +70,9 @@ export function tokenRoutes(app: FastifyInstance, ctx: ApiContext): void {
   }, async (req) => {
     const { name } = req.params as { name: string };
     if (!(await store.get(K.node(name)))) throw new NotFoundError(`node ${name} not found`);
-    await store.put(K.token(nodeCredentialId(name)), JSON.stringify(record('node', '', name)));
-    auth.invalidate();
+    const revoked = record('node', '', name);
+    await store.put(K.token(nodeCredentialId(name)), JSON.stringify(revoked));
+    auth.note(nodeCredentialId(name), revoked);
     await ctx.events.record(`node/${name}`, 'Warning', 'Rekeyed', `the credential of node ${name} was revoked; the node may join again with the join token`);
     return { node: name, rekeyed: true };
   });
