@@ -24,7 +24,7 @@ const RELEASES = { 22: '22.23.5', 24: '24.22.3' };
 const NATIVE = ['better-sqlite3']; // dependencies with a compiled addon
 // API suites that need no Docker (etcd, like SQLite, is a real store started by the test),
 // and the CLI's output and log format.
-const API_SUITES = ['test/api.test.js', 'test/cluster.test.js', 'test/portal.test.js', 'test/machine-api.test.js', 'test/store-etcd.test.js',
+const API_SUITES = ['test/api.test.js', 'test/node-auth.test.js', 'test/cluster.test.js', 'test/portal.test.js', 'test/machine-api.test.js', 'test/store-etcd.test.js',
   'test/cli-output.test.js', 'test/log-format.test.js'];
 
 const [major, mode] = process.argv.slice(2);
