@@ -183,6 +183,24 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
     assert.doesNotMatch(r.out, /^\s+\+ /m);
   });
 
+  it('a non-reloadable daemon.json change restarts dockerd; containers keep running (live-restore)', async () => {
+    const dockerd = programPid(node, 'dockerd');
+    const docker = new Docker({ socketPath: node.dockerSocket });
+    const started = (await docker.getContainer('kiver-log-shipper').inspect()).State.StartedAt;
+    const plan = await kiver(h, [...base, '--docker-log-max-size', '20m', '--plan']);
+    assert.match(plan.out, /\+ docker daemon config: set log-opts=.*"max-size":"20m"/);
+    assert.match(plan.out, /\+ supervisor: restart dockerd \(log-opts changed; live-restore keeps containers running\)/);
+    const r = await kiver(h, [...base, '--docker-log-max-size', '20m', '--yes']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /done supervisor: restarted dockerd \(log-opts changed\)/);
+    assert.notEqual(programPid(node, 'dockerd'), dockerd);
+    const after = await docker.getContainer('kiver-log-shipper').inspect();
+    assert.equal(after.State.Running, true);
+    assert.equal(after.State.StartedAt, started, 'the shipper was not restarted');
+    const back = await kiver(h, [...base, '--yes']); // back to the defaults for the next tests
+    assert.equal(back.code, 0, back.out);
+  });
+
   it('the shipper runs with its quotas and ships a replica\'s log line to the TCP sink', async () => {
     const docker = new Docker({ socketPath: node.dockerSocket });
     const info = await docker.getContainer('kiver-log-shipper').inspect();

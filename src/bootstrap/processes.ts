@@ -42,7 +42,7 @@ export function processesStep(ctx: InitContext, changedFiles: Set<string>, withA
       if (sup) {
         const pid = supervisorPid(host);
         if (!pid) {
-          actions.push({ say: `start the supervisor (kiver node supervise${host.isRealRoot ? '' : ` --root ${host.root}`}): it runs ${ctx.foreignDockerd ? '' : 'dockerd and '}the agent, restarting them with backoff`, run: async () => `started the supervisor (pid ${await startSupervisor(host)})` });
+          actions.push({ say: `start the supervisor (kiver node supervise${host.isRealRoot ? '' : ` --root ${host.root}`}): it runs ${[ctx.foreignDockerd ? '' : 'dockerd', withAgent ? 'the agent' : ''].filter(Boolean).join(' and ')}, restarting with backoff`, run: async () => `started the supervisor (pid ${await startSupervisor(host)})` });
         } else if ([...changedFiles].some((f) => f.startsWith(SUPERVISE_DIR))) {
           actions.push({ say: 'reload the supervisor (SIGHUP): restart the programs whose definition changed', run: async () => { process.kill(pid, 'SIGHUP'); return `reloaded the supervisor (pid ${pid})`; } });
         } else if (agentFilesChanged()) {

@@ -79,8 +79,11 @@ function systemdUnit(ctx: InitContext): string {
 }
 
 /** Every file this role writes for its processes. */
-export function nodeFiles(ctx: InitContext): NodeFile[] {
+export function nodeFiles(ctx: InitContext, withAgent = true): NodeFile[] {
   const { s, host } = ctx;
+  const prog = (d: ProgramDef): NodeFile => ({ path: programFile(host, d.name).slice(host.isRealRoot ? 0 : host.root.length), mode: 0o644, content: `${JSON.stringify(d, null, 2)}\n` });
+  const dockerd = prog({ name: 'dockerd', order: 10, argv: dockerdArgv(host), unsetEnv: ['DOCKER_HOST', 'NOTIFY_SOCKET'] });
+  if (!withAgent) return ctx.manager === 'supervisor' && !ctx.foreignDockerd ? [dockerd] : [];
   const files: NodeFile[] = [
     { path: CREDENTIAL_FILE, mode: 0o600, content: `${s.joinToken}\n`, secret: true },
     {
@@ -92,8 +95,7 @@ export function nodeFiles(ctx: InitContext): NodeFile[] {
     files.push({ path: `${SYSTEMD_UNIT_DIR}/${AGENT_UNIT}`, mode: 0o644, content: systemdUnit(ctx) });
     return files;
   }
-  const prog = (d: ProgramDef): NodeFile => ({ path: programFile(host, d.name).slice(host.isRealRoot ? 0 : host.root.length), mode: 0o644, content: `${JSON.stringify(d, null, 2)}\n` });
-  if (!ctx.foreignDockerd) files.push(prog({ name: 'dockerd', order: 10, argv: dockerdArgv(host), unsetEnv: ['DOCKER_HOST', 'NOTIFY_SOCKET'] }));
+  if (!ctx.foreignDockerd) files.push(dockerd);
   files.push(prog({ name: 'agent', order: 20, argv: agentArgv(ctx), env: { DOCKER_HOST: `unix://${host.dockerSocket}` } }));
   return files;
 }
@@ -123,7 +125,7 @@ export function removeNodeFile(host: NodeHost, path: string): boolean {
 }
 
 /** Files step: the credential, node settings and unit/program files. Remembers which changed for the services step. */
-export function unitFilesStep(ctx: InitContext, changed: Set<string>): Step {
+export function unitFilesStep(ctx: InitContext, changed: Set<string>, withAgent = true): Step {
   let todo: { f: NodeFile; what: 'create' | 'update' }[] = [];
   return {
     name: ctx.manager === 'systemd' ? 'units' : 'supervised programs',
@@ -134,7 +136,7 @@ export function unitFilesStep(ctx: InitContext, changed: Set<string>): Step {
         ctx.foreignDockerd = !ours && (await dockerAnswers(ctx.host));
       }
       todo = [];
-      for (const f of nodeFiles(ctx)) {
+      for (const f of nodeFiles(ctx, withAgent)) {
         const what = differs(ctx.host, f);
         if (what) todo.push({ f, what });
       }
