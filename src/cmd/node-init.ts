@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { createInterface } from 'node:readline/promises';
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
-import { parseBytes, parseInteger, parseListen, parseNumber } from '../cli/flags.js';
+import { parseBytes, parseDuration, parseInteger, parseListen, parseNumber } from '../cli/flags.js';
 import { clientFromEnv } from '../cli/config.js';
 import { followDrain } from '../cli/node.js';
 import { nodeInit, ROLES } from '../bootstrap/init.js';
@@ -75,10 +75,10 @@ export function registerNodeInit(node: Command): void {
     .description("leave the cluster: drain, stop and remove the agent and log shipper; data stays unless --purge")
     .option('--purge', 'also delete replica data and logs')
     .option('--no-drain', 'do not drain first (no admin credentials needed)')
-    .option('--drain-timeout <ms>', 'give up draining after this many milliseconds', '1800000')
+    .option('--drain-timeout <duration>', 'give up draining after this', '30m')
     .option('--root <dir>', 'work on a root directory instead of / (tests)', '/')
     .action(async (o) => {
-      const timeout = parseInteger(o.drainTimeout, 'drain-timeout', 0);
+      const timeout = parseDuration(o.drainTimeout, 'drain-timeout') * 1000;
       await nodeLeave({
         root: o.root, purge: !!o.purge,
         drain: o.drain === false ? undefined : async (name, print) => {
