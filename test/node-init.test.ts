@@ -201,6 +201,17 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
     assert.equal(back.code, 0, back.out);
   });
 
+  it("the agent's Docker watchdog command restarts the supervised dockerd", async () => {
+    const agent = JSON.parse(readFileSync(join(root, 'etc/kiver/supervise/agent.json'), 'utf8')) as { argv: string[] };
+    const restart = JSON.parse(agent.argv[agent.argv.indexOf('--docker-restart-cmd') + 1]) as string[];
+    assert.deepEqual(restart.slice(2), ['node', 'supervise', '--restart', 'dockerd', '--root', root]);
+    const before = programPid(node, 'dockerd');
+    const r = await kiver(h, restart.slice(2));
+    assert.equal(r.code, 0, r.out);
+    assert.notEqual(programPid(node, 'dockerd'), before);
+    await until('dockerd answering again', async () => (await new Docker({ socketPath: node.dockerSocket }).ping()).toString() === 'OK', 60_000, 200);
+  });
+
   it('the shipper runs with its quotas and ships a replica\'s log line to the TCP sink', async () => {
     const docker = new Docker({ socketPath: node.dockerSocket });
     const info = await docker.getContainer('kiver-log-shipper').inspect();

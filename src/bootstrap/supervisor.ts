@@ -206,6 +206,29 @@ export async function runSupervisor(host: NodeHost): Promise<void> {
   });
 }
 
+/** argv that restarts one supervised program from any process (the agent's Docker watchdog). */
+export function supervisorRestartArgv(host: NodeHost, name: string): string[] {
+  return [process.execPath, KIVER_BIN, 'node', 'supervise', '--restart', name, ...(host.isRealRoot ? [] : ['--root', host.root])];
+}
+
+/**
+ * Restarts a supervised program: SIGKILL (a hung dockerd ignores SIGTERM; live-restore
+ * keeps its containers), then waits until the supervisor runs it again.
+ */
+export async function restartProgram(host: NodeHost, name: string, timeoutMs = 60_000): Promise<number> {
+  if (!supervisorPid(host)) throw new Error('no supervisor runs here (kiver node init starts it)');
+  const pid = programPid(host, name);
+  if (!pid) throw new Error(`the supervisor runs no program "${name}"`);
+  process.kill(pid, 'SIGKILL');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const now = programPid(host, name);
+    if (now && now !== pid) return now;
+    if (Date.now() > deadline) throw new Error(`${name} was not restarted within ${timeoutMs / 1000} s`);
+    await sleep(100);
+  }
+}
+
 /** Was this program started by the supervisor and does it run now? */
 export function programPid(host: NodeHost, name: string): number | undefined {
   return readPid(programPidFile(host, name));

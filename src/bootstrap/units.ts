@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, wri
 import { dirname } from 'node:path';
 import Docker from 'dockerode';
 import { AGENT_UNIT, CREDENTIAL_FILE, DAEMON_JSON, KIVER_BIN, NODE_CONFIG_FILE, SYSTEMD_UNIT_DIR, type NodeHost } from './node-host.js';
-import { programFile, type ProgramDef } from './supervisor.js';
+import { programFile, supervisorRestartArgv, type ProgramDef } from './supervisor.js';
 import type { InitContext } from './context.js';
 import type { Step } from './step.js';
 
@@ -31,8 +31,8 @@ export function agentArgv(ctx: InitContext): string[] {
     ...(s.address ? ['--address', s.address] : []),
     '--data-root', host.path(s.dataRoot),
     '--log-root', host.path(s.logRoot),
-    // Under systemd the watchdog restarts docker.service; under the supervisor, dockerd's exit already is a restart.
-    '--docker-restart-cmd', ctx.manager === 'systemd' ? 'systemctl restart docker' : 'none',
+    // The Docker watchdog restarts a hung dockerd: through systemd, or by killing it so the supervisor starts it again.
+    '--docker-restart-cmd', ctx.manager === 'systemd' ? 'systemctl restart docker' : JSON.stringify(supervisorRestartArgv(host, 'dockerd')),
   ];
 }
 

@@ -12,7 +12,7 @@ import { followDrain } from '../cli/node.js';
 import { nodeInit, ROLES } from '../bootstrap/init.js';
 import { nodeLeave } from '../bootstrap/leave.js';
 import { NodeHost } from '../bootstrap/node-host.js';
-import { runSupervisor } from '../bootstrap/supervisor.js';
+import { restartProgram, runSupervisor } from '../bootstrap/supervisor.js';
 import { checkNodeName, defaultNodeName } from './process.js';
 
 const out = (l: string) => process.stdout.write(`${l}\n`);
@@ -92,8 +92,15 @@ export function registerNodeInit(node: Command): void {
   node.command('supervise')
     .description('run dockerd and the agent where systemd is absent (started by kiver node init)')
     .option('--root <dir>', 'the root node init worked on', '/')
+    .option('--restart <program>', 'restart one supervised program (e.g. dockerd) and exit')
     .action(async (o) => {
-      await runSupervisor(new NodeHost(o.root));
+      const host = new NodeHost(o.root);
+      if (o.restart) {
+        if (!/^[a-z0-9-]+$/.test(o.restart)) throw new InputError(`--restart: "${o.restart}" is not a program name`, 'restart');
+        out(`restarted ${o.restart} (pid ${await restartProgram(host, o.restart)})`);
+        return;
+      }
+      await runSupervisor(host);
       process.exit(0);
     });
 }
