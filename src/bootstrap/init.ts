@@ -63,6 +63,7 @@ export function computeSteps(ctx: InitContext, print: Printer): Step[] {
 export async function nodeInit(o: InitOptions, print: Printer): Promise<InitOutcome> {
   if (!(ROLES as readonly string[]).includes(o.role)) throw new InputError(`--role: expected one of ${ROLES.join(', ')}, got "${o.role}"`, 'role');
   if (o.role === 'control') throw new BootstrapError('--role control is not built yet: run `kiver server --store etcd://…` on control hosts by hand (README, "Moving the control plane to etcd")');
+  if (process.getuid?.() !== 0) throw new BootstrapError('kiver node init installs packages and starts daemons: run it as root (sudo) — nothing was changed');
   if (!o.servers?.length) throw new InputError('--server: a compute node needs the URL of a Kiver server', 'server');
   for (const s of o.servers) {
     let u: URL;
@@ -74,6 +75,7 @@ export async function nodeInit(o: InitOptions, print: Printer): Promise<InitOutc
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new InputError(`--server: "${s}" must be http:// or https://`, 'server');
   }
   if (!o.joinToken) throw new InputError('--join-token: a compute node needs the join token (the server\'s join.token file), or KIVER_JOIN_TOKEN', 'join-token');
+  if (!/^[a-z0-9][a-z0-9+.-]+$/.test(o.dockerPackage)) throw new InputError(`--docker-package: "${o.dockerPackage}" is not a Debian package name`, 'docker-package');
   for (const [flag, p] of [['data-root', o.dataRoot], ['log-root', o.logRoot], ['docker-root', o.dockerRoot]] as const) {
     if (!p.startsWith('/') || p.split('/').includes('..')) throw new InputError(`--${flag}: expected an absolute path without "..", got "${p}"`, flag);
   }

@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { createInterface } from 'node:readline/promises';
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
-import { parseBytes, parseDuration, parseInteger, parseListen, parseNumber } from '../cli/flags.js';
+import { parseBytes, parseDockerSize, parseDuration, parseInteger, parseListen, parseNumber } from '../cli/flags.js';
 import { clientFromEnv } from '../cli/config.js';
 import { followDrain } from '../cli/node.js';
 import { nodeInit, ROLES } from '../bootstrap/init.js';
@@ -58,13 +58,12 @@ export function registerNodeInit(node: Command): void {
       const shipperMemory = parseBytes(o.shipperMemory, 'shipper-memory');
       const shipperCpu = parseNumber(o.shipperCpu, 'shipper-cpu');
       if (shipperCpu <= 0) throw new InputError('--shipper-cpu must be > 0', 'shipper-cpu');
-      if (/^[0-9]+[kmg]$/i.test(o.dockerLogMaxSize) === false) throw new InputError(`--docker-log-max-size: expected a size like 50m, got "${o.dockerLogMaxSize}"`, 'docker-log-max-size');
       const outcome = await nodeInit({
         role: o.role, root: o.root, plan: !!o.plan, yes: !!o.yes, confirm: terminalConfirm(),
         servers: o.server ? String(o.server).split(',').map((s: string) => s.trim()).filter(Boolean) : undefined,
         joinToken: token, node: checkNodeName(o.node), address: o.address,
         dataRoot: o.dataRoot, logRoot: o.logRoot, dockerRoot: o.dockerRoot, allowSharedLogRoot: !!o.allowSharedLogRoot,
-        dockerPackage: o.dockerPackage, logMaxSize: o.dockerLogMaxSize, logMaxFile: parseInteger(o.dockerLogMaxFile, 'docker-log-max-file', 1, 100),
+        dockerPackage: o.dockerPackage, logMaxSize: parseDockerSize(o.dockerLogMaxSize, 'docker-log-max-size'), logMaxFile: parseInteger(o.dockerLogMaxFile, 'docker-log-max-file', 1, 100),
         shipTo: o.shipLogsTo ? parseListen(o.shipLogsTo, 'ship-logs-to') : undefined, shipperCpu, shipperMemory,
         minFreeBytes: parseBytes(o.minFreeDisk, 'min-free-disk'),
       }, out);
