@@ -26,7 +26,7 @@ import { createLogger } from '../src/log.js';
 import { NodeHost } from '../src/bootstrap/node-host.js';
 import { programPid, stopSupervisor } from '../src/bootstrap/supervisor.js';
 import type { NodeView } from '../src/model/node.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 
 interface CmdOut { code: number; out: string }
 
@@ -133,15 +133,16 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
   it('bad input: clear errors and no change', async () => {
     const before = fingerprint(root);
     const closed = `http://127.0.0.1:${await freePort()}`;
-    const cases: [string[], RegExp][] = [
-      [['node', 'init', '--role', 'storage', '--root', root, '--server', server.url, '--join-token', 'x', '--yes'], /--role: expected one of compute, control, got "storage"/],
-      [[...base.map((a) => (a === server.url ? closed : a)), '--yes'], /--server: no Kiver server reachable \(http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED\)/],
-      [[...base.map((a) => (a === server.tokens.join ? 'kiver_join_wrong' : a)), '--yes'], /--join-token: the server .* rejected the join token \(HTTP 401\)/],
-      [[...base, '--log-root', '/srv/log', '--yes'], /log root: \/srv\/log is on the same filesystem as \/: .* or pass --allow-shared-log-root/],
+    // Exit codes by error class (cli/exit-codes.ts): 2 input, 6 unavailable, 5 denied, 1 other.
+    const cases: [string[], RegExp, number][] = [
+      [['node', 'init', '--role', 'storage', '--root', root, '--server', server.url, '--join-token', 'x', '--yes'], /--role: expected one of compute, control, got "storage"/, 2],
+      [[...base.map((a) => (a === server.url ? closed : a)), '--yes'], /--server: no Kiver server reachable \(http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED\)/, 6],
+      [[...base.map((a) => (a === server.tokens.join ? 'kiver_join_wrong' : a)), '--yes'], /--join-token: the server .* rejected the join token \(HTTP 401\)/, 5],
+      [[...base, '--log-root', '/srv/log', '--yes'], /log root: \/srv\/log is on the same filesystem as \/: .* or pass --allow-shared-log-root/, 1],
     ];
-    for (const [args, want] of cases) {
+    for (const [args, want, code] of cases) {
       const r = await kiver(h, args);
-      assert.equal(r.code, 1, r.out);
+      assert.equal(r.code, code, r.out);
       assert.match(r.out, want);
       assert.match(r.out, /nothing was changed|--role/);
     }

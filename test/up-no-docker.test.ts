@@ -34,13 +34,13 @@ function upWithoutDocker(asUser: boolean): Promise<{ code: number; out: string }
 describe('kiver up without a running Docker', () => {
   it('as a user: prints the one command to run', async () => {
     const r = await upWithoutDocker(true);
-    assert.equal(r.code, 1, r.out);
+    assert.equal(r.code, 6, r.out); // unavailable
     assert.match(r.out, /Docker is not running here .*Run this once; it installs Debian's docker\.io, configures and starts dockerd, then starts Kiver:\n\s+sudo npx kiver up --yes/s);
   });
 
   it('as root without a terminal or --yes: shows the Docker steps it would take and asks for --yes', async () => {
     const r = await upWithoutDocker(false);
-    assert.equal(r.code, 1, r.out);
+    assert.equal(r.code, 2, r.out); // input: --yes is missing
     assert.match(r.out, /Docker is not running .* this host needs/);
     assert.match(r.out, /[+=] docker daemon config: /);
     assert.match(r.out, /[+=] packages: /);

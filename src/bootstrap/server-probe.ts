@@ -1,5 +1,5 @@
 /** What node init asks a Kiver server: is it there, does it accept the join token, has the node joined. */
-import { BootstrapError } from './step.js';
+import { UnauthenticatedError, UnavailableError } from '../errors.js';
 
 async function heartbeat(server: string, token: string, node: string, timeoutMs: number): Promise<number> {
   const res = await fetch(`${server.replace(/\/+$/, '')}/v1/agent/heartbeat`, {
@@ -27,11 +27,11 @@ export async function probeServer(servers: string[], token: string, node: string
       errors.push(`${s}: ${e.name === 'TimeoutError' ? 'no answer within 5 s' : e.cause?.code ?? e.cause?.message ?? e.message}`);
       continue;
     }
-    if (status === 401 || status === 403) throw new BootstrapError(`--join-token: the server ${s} rejected the join token (HTTP ${status}); copy it from the server's data dir (join.token) — nothing was changed`);
+    if (status === 401 || status === 403) throw new UnauthenticatedError(`--join-token: the server ${s} rejected the join token (HTTP ${status}); copy it from the server's data dir (join.token) — nothing was changed`);
     if (status === 200 || status === 404) return s;
     errors.push(`${s}: HTTP ${status}`);
   }
-  throw new BootstrapError(`--server: no Kiver server reachable (${errors.join('; ')}) — nothing was changed`);
+  throw new UnavailableError(`--server: no Kiver server reachable (${errors.join('; ')}) — nothing was changed`);
 }
 
 /** True once the node has registered and its lease is alive. */

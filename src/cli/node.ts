@@ -5,8 +5,8 @@ import { age, formatBytes, print, table } from './output.js';
 import type { NodeView } from '../model/node.js';
 import type { KiverEvent } from '../model/event.js';
 import type { ReplicaView } from '../model/replica.js';
-import type { ServiceView } from '../api/views.js';
-import { UnavailableError } from '../errors.js';
+import type { ServiceView } from '../model/service.js';
+import { InputError, UnavailableError } from '../errors.js';
 import type { ApiClient } from '../client/api-client.js';
 
 function nodeTable(ns: NodeView[]): string {
