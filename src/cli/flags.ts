@@ -62,3 +62,11 @@ export function parseBytes(s: string, field = 'memory'): number {
   if (!m || unit === undefined) throw new InputError(`--${field}: expected a size like 512m or 2g, got "${s}"`, field);
   return Math.round(Number(m[1]) * unit);
 }
+
+/** A size in Docker's log-opts form ("50m", "512k", "1g"), from anything parseBytes takes. */
+export function parseDockerSize(s: string, field: string): string {
+  const b = parseBytes(s, field);
+  if (b < 1024) throw new InputError(`--${field}: at least 1k, got "${s}"`, field);
+  for (const [unit, n] of [['g', 1024 ** 3], ['m', 1024 ** 2]] as const) if (b % n === 0) return `${b / n}${unit}`;
+  return `${Math.ceil(b / 1024)}k`;
+}

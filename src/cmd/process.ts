@@ -7,7 +7,7 @@ import { NODE_NAME } from '../model/names.js';
 import { parseDuration, parseInteger } from '../cli/flags.js';
 import { parseRestartCommand } from '../agent/watchdog.js';
 
-function defaultNodeName(): string {
+export function defaultNodeName(): string {
   const n = os.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 63);
   return n || 'node-1';
 }
