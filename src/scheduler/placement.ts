@@ -17,6 +17,8 @@ export interface NodeCandidate {
   cordoned: boolean;
   cpus: number;
   memory: number;
+  /** The node's labels, matched against a request's constraints. */
+  labels: Readonly<Record<string, string>>;
   alloc: NodeAlloc;
 }
 
@@ -26,6 +28,8 @@ export interface PlacementRequest {
   cpuPolicy: CpuPolicy;
   memory: number;
   ports: { container: number; host?: number; protocol?: 'tcp' | 'udp' }[];
+  /** Label selector: a node qualifies only if it carries every key with exactly this value. */
+  constraints?: Readonly<Record<string, string>>;
 }
 
 export interface Placement {
@@ -41,6 +45,11 @@ export interface PlacementOptions {
   offset?: number;
   /** Feasible anti-affine candidates to collect before choosing. */
   limit?: number;
+  /**
+   * Allocations booked by the caller's uncommitted plan, by node name: they override the
+   * nodes' committed `alloc`, so a plan sees its own bookings without editing shared state.
+   */
+  overlay?: ReadonlyMap<string, NodeAlloc>;
 }
 
 export const DYNAMIC_PORTS = { min: 20000, max: 32767 } as const;
@@ -51,16 +60,44 @@ export function cpuMilli(cpu: number): number {
   return Math.round(cpu * 1000);
 }
 
-/** Why a node cannot take the request, or undefined if it can. */
-export function unfit(node: NodeCandidate, req: PlacementRequest): string | undefined {
-  if (!node.ready) return 'node not ready';
-  if (node.cordoned) return 'node cordoned';
-  const a = node.alloc;
+/** The first constraint the node's labels do not satisfy, as `key=value`. */
+export function unmatchedConstraint(labels: Readonly<Record<string, string>>, req: PlacementRequest): string | undefined {
+  if (!req.constraints) return undefined;
+  for (const [k, v] of Object.entries(req.constraints)) if (labels[k] !== v) return `${k}=${v}`;
+  return undefined;
+}
+
+/** Dynamic host ports the node still has free for this request (its fixed ports excluded). */
+function freeDynamicPorts(a: NodeAlloc, req: PlacementRequest): number {
+  const inRange = (p: number) => p >= DYNAMIC_PORTS.min && p <= DYNAMIC_PORTS.max;
+  let used = 0;
+  for (const p of a.hostPorts) if (inRange(p)) used++;
+  // The request's fixed ports are not in hostPorts (checked before): they take range ports too.
+  for (const p of req.ports) if (p.host !== undefined && inRange(p.host)) used++;
+  return DYNAMIC_PORTS.max - DYNAMIC_PORTS.min + 1 - used;
+}
+
+/** Why the node's resources cannot hold the request (capacity, cores, ports), or undefined. */
+function unfitResources(node: NodeCandidate, a: NodeAlloc, req: PlacementRequest): string | undefined {
   if (a.cpuMilli + cpuMilli(req.cpu) > node.cpus * 1000) return 'not enough CPU';
   if (a.memory + req.memory > node.memory) return 'not enough memory';
   if (req.cpuPolicy === 'cpuset' && node.cpus - a.exclusiveCores.length < req.cpu) return 'not enough whole free cores for cpuset';
-  for (const p of req.ports) if (p.host !== undefined && a.hostPorts.includes(p.host)) return `host port ${p.host} in use`;
+  let dynamic = 0;
+  for (const p of req.ports) {
+    if (p.host === undefined) dynamic++;
+    else if (a.hostPorts.includes(p.host)) return `host port ${p.host} in use`;
+  }
+  if (dynamic > 0 && freeDynamicPorts(a, req) < dynamic) return `no free host port in ${DYNAMIC_PORTS.min}-${DYNAMIC_PORTS.max}`;
   return undefined;
+}
+
+/** Why a node cannot take the request, or undefined if it can. */
+export function unfit(node: NodeCandidate, req: PlacementRequest, a: NodeAlloc = node.alloc): string | undefined {
+  if (!node.ready) return 'node not ready';
+  if (node.cordoned) return 'node cordoned';
+  const label = unmatchedConstraint(node.labels, req);
+  if (label) return `node labels do not match constraint ${label}`;
+  return unfitResources(node, a, req);
 }
 
 function hostsService(a: NodeAlloc, service: string): boolean {
@@ -70,21 +107,22 @@ function hostsService(a: NodeAlloc, service: string): boolean {
 }
 
 /** Least-allocated score in [0, 1]: spreads load, like kube-scheduler's default. */
-function score(node: NodeCandidate, req: PlacementRequest): number {
-  const cpuFree = 1 - (node.alloc.cpuMilli + cpuMilli(req.cpu)) / (node.cpus * 1000);
-  const memFree = 1 - (node.alloc.memory + req.memory) / node.memory;
+function score(node: NodeCandidate, a: NodeAlloc, req: PlacementRequest): number {
+  const cpuFree = 1 - (a.cpuMilli + cpuMilli(req.cpu)) / (node.cpus * 1000);
+  const memFree = 1 - (a.memory + req.memory) / node.memory;
   return (cpuFree + memFree) / 2;
 }
 
-function pickCores(node: NodeCandidate, count: number): number[] {
-  const used = new Set(node.alloc.exclusiveCores);
+function pickCores(node: NodeCandidate, a: NodeAlloc, count: number): number[] {
+  const used = new Set(a.exclusiveCores);
   const cores: number[] = [];
   for (let c = 0; c < node.cpus && cores.length < count; c++) if (!used.has(c)) cores.push(c);
   return cores;
 }
 
-function pickPorts(node: NodeCandidate, req: PlacementRequest): number[] {
-  const used = new Set(node.alloc.hostPorts);
+/** Fixed ports as asked; dynamic ones lowest-free-first (unfit checked that enough are free). */
+function pickPorts(a: NodeAlloc, req: PlacementRequest): number[] {
+  const used = new Set(a.hostPorts);
   for (const p of req.ports) if (p.host !== undefined) used.add(p.host);
   let next: number = DYNAMIC_PORTS.min;
   return req.ports.map((p) => {
@@ -108,13 +146,14 @@ export function place(nodes: readonly NodeCandidate[], req: PlacementRequest, op
   const reasons = new Map<string, number>();
   for (let i = 0; i < n; i++) {
     const node = nodes[(start + i) % n];
-    const why = unfit(node, req);
+    const a = opts.overlay?.get(node.name) ?? node.alloc;
+    const why = unfit(node, req, a);
     if (why) {
       reasons.set(why, (reasons.get(why) ?? 0) + 1);
       continue;
     }
-    const s = score(node, req);
-    if (hostsService(node.alloc, req.service)) {
+    const s = score(node, a, req);
+    if (hostsService(a, req.service)) {
       if (s > fallbackScore || (s === fallbackScore && fallback && node.name < fallback.name)) {
         fallback = node;
         fallbackScore = s;
@@ -132,9 +171,25 @@ export function place(nodes: readonly NodeCandidate[], req: PlacementRequest, op
     const detail = [...reasons].map(([why, count]) => `${count} ${why}`).join(', ');
     return { ok: false, reason: `0/${n} nodes fit: ${detail}` };
   }
-  const placement: Placement = { node: chosen.name, hostPorts: pickPorts(chosen, req) };
-  if (req.cpuPolicy === 'cpuset') placement.cpuset = pickCores(chosen, req.cpu);
-  return { ok: true, placement };
+  return { ok: true, placement: assign(chosen, opts.overlay?.get(chosen.name) ?? chosen.alloc, req) };
+}
+
+/** Host ports and cores for the request on a node that fits it. */
+function assign(node: NodeCandidate, a: NodeAlloc, req: PlacementRequest): Placement {
+  const placement: Placement = { node: node.name, hostPorts: pickPorts(a, req) };
+  if (req.cpuPolicy === 'cpuset') placement.cpuset = pickCores(node, a, req.cpu);
+  return placement;
+}
+
+/**
+ * Re-fits a replica on the node it already occupies (a rolling update keeps its identity
+ * and data there): `freed` is the node's allocation without the replica's old share.
+ * Only resources count: readiness, cordon and label constraints decided where the replica
+ * lives, not whether it may change in place.
+ */
+export function refit(node: NodeCandidate, freed: NodeAlloc, req: PlacementRequest): PlacementResult {
+  const why = unfitResources(node, freed, req);
+  return why ? { ok: false, reason: why } : { ok: true, placement: assign(node, freed, req) };
 }
 
 /** The node's allocation after adding a placed replica (pure; returns a copy). */
