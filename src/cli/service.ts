@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
 import { age, format, formatBytes, print, table } from './output.js';
-import { collect, parseBytes, parseInteger, parseNumber } from './flags.js';
+import { collect, parseBytes, parseInteger, parseLabels, parseNumber } from './flags.js';
 import { InputError, UnavailableError } from '../errors.js';
 import type { ServiceView } from '../api/views.js';
 import type { ReplicaView } from '../model/replica.js';
@@ -75,11 +75,12 @@ function detail(s: ServiceView): string {
     `Env:         ${Object.keys(s.spec.env).join(', ') || '-'}`,
     `Secret env:  ${Object.keys(s.spec.secretEnv ?? {}).join(', ') || '-'} (values never shown)`,
     `Ports:       ${s.spec.ports.map((p) => `${p.host ? `${p.host}:` : ''}${p.container}/${p.protocol ?? 'tcp'}`).join(', ') || '-'}`,
+    s.spec.constraints ? `Constraints: ${Object.entries(s.spec.constraints).map(([k, v]) => `${k}=${v}`).join(', ')}` : '',
     s.deleting ? 'Status:      deleting' : '',
     '',
     replicaTable(s.replicas),
   ];
-  return lines.filter((l, i) => l !== '' || i === 10).join('\n');
+  return lines.filter((l, i) => l !== '' || i === 11).join('\n');
 }
 
 /** Polls until every desired replica runs at the current generation (or the deadline passes). */
@@ -116,10 +117,13 @@ export function registerService(program: Command): void {
     .option('--secret-env <KEY=VALUE|KEY=@FILE>', 'secret variable, encrypted at rest, never shown (repeatable)', collect, [])
     .option('--port <[host:]container>', 'port to publish (repeatable); host port chosen by Kiver if omitted', collect, [])
     .option('--local-data', 'replicas own data on their node: never moved when the node is lost or drained')
+    .option('--constraint <key=value>', 'place replicas only on nodes with this label (repeatable: all must match)', collect, [])
     .option('--wait', 'wait until every replica runs')
     .option('--timeout <seconds>', 'with --wait', '120')
     .action(async (name: string, o, cmd: Command) => {
+      const constraints = parseLabels(o.constraint, 'constraint');
       const body = {
+        ...(Object.keys(constraints).length ? { constraints } : {}),
         ...(o.localData ? { localData: true } : {}),
         name,
         image: o.image,

@@ -4,7 +4,7 @@ import { Agent } from '../agent/agent.js';
 import { DockerRuntime, dockerFromEnv } from '../agent/runtime/docker.js';
 import { createLogger } from '../log.js';
 import { defaultDataDir, writeClientFile } from '../cli/config.js';
-import { parseDuration } from '../cli/flags.js';
+import { parseDuration, parseLabels } from '../cli/flags.js';
 import { machineOptionsFrom, machineServerOptions } from './machine-options.js';
 import { agentOptions, checkNodeName, ensureRoot, onSignal, watchdogOptions } from './process.js';
 
@@ -19,6 +19,7 @@ export function registerUp(program: Command): void {
   )).action(async (o) => {
     const log = createLogger('kiver');
     const node = checkNodeName(o.node);
+    const labels = parseLabels(o.label, 'label');
     // Check Docker before anything else: without it there is nothing to run.
     await new DockerRuntime(dockerFromEnv(), node).ping();
     await ensureRoot(o.dataRoot, '--data-root');
@@ -26,7 +27,7 @@ export function registerUp(program: Command): void {
     const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'), machines: machineOptionsFrom(o) });
     const clientFile = writeClientFile({ servers: [server.url], tokenFile: server.tokens.adminTokenFile });
     const agent = new Agent({
-      servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1',
+      servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1', labels,
       dataRoot: o.dataRoot, logRoot: o.logRoot, log, guardOut: o.guard === false ? false : o.guardOut,
       dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: true, // the quick start warns, it does not refuse
     });
