@@ -313,24 +313,24 @@ export class ServiceController {
     const name = svc.spec.name;
     const req = requestFor(svc);
     const plan = this.plan;
-    const booked = new Set<string>();
+    const booked = new Map<string, NodeAlloc>();
     const now = new Date().toISOString();
     let unschedulable: string | undefined;
     for (const ordinal of ordinals) {
       const existing = replicas.get(ordinal);
-      const res = place(this.nodes.candidates(), req, { offset: this.offset++, limit: this.placementLimit, overlay: plan.allocs.overlay });
+      const nodes = this.nodes.candidates();
+      const res = place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay: plan.allocs.overlayFor(nodes) });
       let replica: Replica;
       const base = {
         service: name, ordinal, uid: existing?.value.uid ?? randomUUID(), generation: svc.generation,
         desired: 'run' as const, createdAt: existing?.value.createdAt ?? now,
       };
       if (res.ok) {
-        const cand = this.nodes.get(res.placement.node)!;
+        const cand = nodes[res.index];
         const allocKey = K.alloc(cand.name);
         if (!plan.compares.has(allocKey)) plan.compares.set(allocKey, this.allocEntry(cand.name).modRevision);
         // Book it in the plan so the plan's next placements see it.
-        plan.allocs.book(cand, replicaId(name, ordinal), req, res.placement);
-        booked.add(cand.name);
+        booked.set(cand.name, plan.allocs.book(nodes, res.index, replicaId(name, ordinal), req, res.placement));
         replica = { ...base, node: cand.name, spec: containerSpecFor(svc, res.placement) };
         plan.placed++;
       } else {
@@ -341,7 +341,7 @@ export class ServiceController {
       plan.compares.set(K.replica(name, ordinal), existing?.modRevision ?? 0);
       plan.puts.set(K.replica(name, ordinal), JSON.stringify(replica));
     }
-    for (const node of booked) plan.puts.set(K.alloc(node), JSON.stringify(plan.allocs.overlay.get(node)));
+    for (const [node, alloc] of booked) plan.puts.set(K.alloc(node), JSON.stringify(alloc));
     plan.services.add(name);
     if (unschedulable) {
       metrics.placementFailures.inc();
@@ -397,7 +397,8 @@ export class ServiceController {
     const r = e.value;
     const id = replicaId(name, r.ordinal);
     const req = requestFor(svc);
-    const res = place(this.nodes.candidates(), req, { offset: this.offset++, limit: this.placementLimit, overlay: this.plan.allocs.overlay });
+    const nodes = this.nodes.candidates();
+    const res = place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay: this.plan.allocs.overlayFor(nodes) });
     if (!res.ok) {
       await this.events.record(`replica/${id}`, 'Warning', 'RescheduleFailed', `${why}; no other node fits: ${res.reason}`);
       return;

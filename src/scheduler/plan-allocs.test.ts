@@ -14,9 +14,10 @@ const req = (extra: Partial<PlacementRequest> = {}): PlacementRequest => ({
 function planMany(nodes: NodeCandidate[], plan: PlanAllocs, r: PlacementRequest, count: number) {
   const out = [];
   for (let i = 0; i < count; i++) {
-    const res = place(nodes, r, { offset: i, overlay: plan.overlay });
+    const res = place(nodes, r, { offset: i, overlay: plan.overlayFor(nodes) });
     if (!res.ok) return { out, reason: res.reason };
-    plan.book(nodes.find((n) => n.name === res.placement.node)!, `${r.service}/${i}`, r, res.placement);
+    assert.equal(nodes[res.index].name, res.placement.node);
+    plan.book(nodes, res.index, `${r.service}/${i}`, r, res.placement);
     out.push(res.placement);
   }
   return { out };
@@ -40,13 +41,30 @@ describe('plan-local allocations', () => {
     assert.deepEqual(ports, [20000, 20001]);
   });
 
+  it('a node list that changes under the plan keeps the plan\'s bookings', () => {
+    const nodes = [node('b'), node('c')];
+    const plan = new PlanAllocs();
+    const { out } = planMany(nodes, plan, req(), 2);
+    assert.deepEqual(out.map((p) => p.node).sort(), ['b', 'c']);
+    // A node joins (the node index hands out a new, re-sorted list): positions shift.
+    const grown = [node('a', 1), ...nodes];
+    const res = place(grown, req({ cpu: 1.5 }), { overlay: plan.overlayFor(grown) });
+    assert.equal(!res.ok && res.reason, '0/3 nodes fit: 3 not enough CPU', 'b and c hold the plan\'s bookings at their new positions');
+    const fits = place(grown, req(), { overlay: plan.overlayFor(grown) });
+    assert.ok(fits.ok);
+    assert.equal(fits.placement.node, 'a');
+    plan.book(grown, fits.index, 'db/9', req(), fits.placement);
+    assert.equal(plan.allocOf(grown[0]).cpuMilli, 1000);
+    assert.deepEqual(grown[0].alloc, emptyAlloc());
+  });
+
   it('a dropped plan leaves nothing behind: a new plan starts from the committed view', () => {
     const nodes = [node('a', 1)];
     const first = new PlanAllocs();
     assert.equal(planMany(nodes, first, req(), 1).out.length, 1);
-    assert.equal(place(nodes, req(), { overlay: first.overlay }).ok, false, 'full inside the first plan');
+    assert.equal(place(nodes, req(), { overlay: first.overlayFor(nodes) }).ok, false, 'full inside the first plan');
     const second = new PlanAllocs();
-    assert.equal(place(nodes, req(), { overlay: second.overlay }).ok, true, 'the failed plan booked nothing shared');
+    assert.equal(place(nodes, req(), { overlay: second.overlayFor(nodes) }).ok, true, 'the failed plan booked nothing shared');
     assert.deepEqual(second.allocOf(nodes[0]), emptyAlloc());
   });
 });
