@@ -6,7 +6,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { createLogger } from '../src/log.js';
 import type { ServiceView } from '../src/api/views.js';
 import type { KiverEvent } from '../src/model/event.js';
 import type { NodeView } from '../src/model/node.js';
-import { KIVER_BIN, until } from './harness/kiver.js';
+import { runCli, until } from './harness/kiver.js';
 
 const GiB = 1024 ** 3;
 
@@ -42,17 +41,7 @@ describe('placement constraints (node labels)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((res) => {
-      const env = { ...process.env, KIVER_ADDR: server.url, KIVER_TOKEN: server.tokens.admin, KIVER_HOME: dir };
-      const p = spawn(process.execPath, [KIVER_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
-    });
-  }
+  const cli = (...args: string[]) => runCli({ ...process.env, KIVER_ADDR: server.url, KIVER_TOKEN: server.tokens.admin, KIVER_HOME: dir }, ...args);
 
   it('nodes keep the labels they registered with', async () => {
     const n = await admin.get<NodeView>('/v1/nodes/eu2');
