@@ -4,6 +4,7 @@
  */
 import { InputError } from '../errors.js';
 import { LABEL_KEY, LABEL_VALUE } from '../model/names.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from '../log.js';
 
 export { parseListen } from '../model/listen.js';
 
@@ -57,6 +58,18 @@ export function parseLabels(pairs: string[], field: string): Record<string, stri
     out[k] = v;
   }
   return out;
+}
+
+/** --log-level: one of pino's levels. */
+export function parseLogLevel(v: string, field = 'log-level'): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new InputError(`--${field} must be one of ${LOG_LEVELS.join(', ')}, got "${v}"`, field);
+  return v;
+}
+
+/** --log-format: auto (pretty on a terminal), pretty or json. */
+export function parseLogFormat(v: string, field = 'log-format'): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(v)) throw new InputError(`--${field} must be one of ${LOG_FORMATS.join(', ')}, got "${v}"`, field);
+  return v as LogFormat;
 }
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, ki: 1024, m: 1024 ** 2, mi: 1024 ** 2, g: 1024 ** 3, gi: 1024 ** 3, t: 1024 ** 4, ti: 1024 ** 4 };
