@@ -3,6 +3,7 @@
  * numbers. Each throws an InputError naming the flag, so the CLI prints one line.
  */
 import { InputError } from '../errors.js';
+import { LABEL_KEY, LABEL_VALUE } from '../model/names.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from '../log.js';
 
 export { parseListen } from '../model/listen.js';
@@ -39,6 +40,24 @@ export function parseInteger(v: string, field: string, min = -Infinity, max = In
     throw new InputError(`--${field}: expected a whole number${range}, got "${v}"`, field);
   }
   return n;
+}
+
+const labelKey = new RegExp(LABEL_KEY);
+const labelValue = new RegExp(LABEL_VALUE);
+
+/** Repeated `key=value` node labels (`--label`, `--constraint`) → a record; a key given twice is an error. */
+export function parseLabels(pairs: string[], field: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    const [k, v] = i < 0 ? [p, undefined] : [p.slice(0, i), p.slice(i + 1)];
+    if (v === undefined || !labelKey.test(k) || !labelValue.test(v)) {
+      throw new InputError(`--${field}: expected key=value (key: a-z 0-9 . / -, value: A-Z a-z 0-9 . _ -, each at most 63), got ${JSON.stringify(p)}`, field);
+    }
+    if (k in out && out[k] !== v) throw new InputError(`--${field}: ${k} given twice (${out[k]}, ${v})`, field);
+    out[k] = v;
+  }
+  return out;
 }
 
 /** --log-level: one of pino's levels. */

@@ -3,7 +3,7 @@ import { KiverServer } from '../server/server.js';
 import { Agent } from '../agent/agent.js';
 import { DockerRuntime, dockerFromEnv } from '../agent/runtime/docker.js';
 import { defaultDataDir, writeClientFile } from '../cli/config.js';
-import { parseDuration } from '../cli/flags.js';
+import { parseDuration, parseLabels } from '../cli/flags.js';
 import { machineOptionsFrom, machineServerOptions } from './machine-options.js';
 import { ensureDockerForUp } from '../bootstrap/docker-for-up.js';
 import { terminalConfirm } from './node-init.js';
@@ -22,6 +22,7 @@ export function registerUp(program: Command): void {
   ))).action(async (o) => {
     const log = loggerFrom(o, 'kiver');
     const node = checkNodeName(o.node);
+    const labels = parseLabels(o.label, 'label');
     // Check Docker before anything else: without it there is nothing to run. A fresh
     // Debian has none: offer (or with --yes run) the compute role's Docker steps.
     try {
@@ -36,7 +37,7 @@ export function registerUp(program: Command): void {
     const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'), machines: machineOptionsFrom(o) });
     const clientFile = writeClientFile({ servers: [server.url], tokenFile: server.tokens.adminTokenFile });
     const agent = new Agent({
-      servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1',
+      servers: [server.url], token: server.tokens.join, node, address: o.address ?? '127.0.0.1', labels,
       dataRoot: o.dataRoot, logRoot: o.logRoot, log, guardOut: o.guard === false ? false : o.guardOut,
       dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: true, // the quick start warns, it does not refuse
     });
