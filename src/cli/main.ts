@@ -9,6 +9,7 @@ import { registerServer } from '../cmd/server.js';
 import { registerAgent } from '../cmd/agent.js';
 import { registerGuard } from '../cmd/guard.js';
 import { registerPxe } from '../cmd/pxe.js';
+import { registerNodeInit } from '../cmd/node-init.js';
 import { registerSnapshot } from '../cmd/snapshot.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
@@ -31,7 +32,7 @@ export function buildProgram(): Command {
   registerServer(program);
   registerAgent(program);
   registerService(program);
-  registerNode(program);
+  registerNodeInit(registerNode(program));
   registerEvents(program);
   registerMachine(program);
   registerPxe(program);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { Agent } from '../agent/agent.js';
 import { InputError } from '../errors.js';
+import { parseLabels } from '../cli/flags.js';
 import { agentOptions, checkNodeName, ensureRoot, nodeCredentialFile, onSignal, watchdogOptions } from './process.js';
 import { logOptions, loggerFrom } from './log-options.js';
 import { kiverHome } from '../cli/config.js';
@@ -23,10 +24,11 @@ export function registerAgent(program: Command): void {
     if (!token && !(await readSecretFile(credentialFile))) {
       throw new InputError(`no node credential at ${credentialFile} and no join token: pass --join-token-file FILE or set KIVER_JOIN_TOKEN to join`, 'join-token');
     }
+    const labels = parseLabels(o.label, 'label');
     await ensureRoot(o.dataRoot, '--data-root');
     await ensureRoot(o.logRoot, '--log-root');
     const agent = new Agent({
-      servers: String(o.server).split(','), joinToken: token, credentialFile, log, node, address: o.address ?? '127.0.0.1',
+      servers: String(o.server).split(','), joinToken: token, credentialFile, log, node, address: o.address ?? '127.0.0.1', labels,
       dataRoot: o.dataRoot, logRoot: o.logRoot, guardOut: o.guard === false ? false : o.guardOut,
       dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: o.allowNoLiveRestore === true,
     });

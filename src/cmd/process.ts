@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import { NODE_NAME } from '../model/names.js';
-import { parseDuration, parseInteger } from '../cli/flags.js';
+import { collect, parseDuration, parseInteger } from '../cli/flags.js';
 import { parseRestartCommand } from '../agent/watchdog.js';
 
-function defaultNodeName(): string {
+export function defaultNodeName(): string {
   const n = os.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 63);
   return n || 'node-1';
 }
@@ -47,6 +47,7 @@ export function onSignal(stop: () => Promise<void>): void {
 export const agentOptions = (c: Command) =>
   c.option('--node <name>', 'node name', defaultNodeName())
     .option('--address <addr>', 'address clients use to reach published ports')
+    .option('--label <key=value>', 'node label that service --constraint flags match (repeatable)', collect, [])
     .option('--data-root <dir>', 'host directory for replica data', '/app/data')
     .option('--log-root <dir>', 'host directory for replica logs', '/app/log')
     .option('--guard-out <dir>', 'flat directory the log guard links every log file into (default <log-root>/.shipper)')

@@ -3,8 +3,10 @@ import { KiverServer } from '../server/server.js';
 import { Agent } from '../agent/agent.js';
 import { DockerRuntime, dockerFromEnv } from '../agent/runtime/docker.js';
 import { defaultDataDir, writeClientFile } from '../cli/config.js';
-import { parseDuration } from '../cli/flags.js';
+import { parseDuration, parseLabels } from '../cli/flags.js';
 import { machineOptionsFrom, machineServerOptions } from './machine-options.js';
+import { ensureDockerForUp } from '../bootstrap/docker-for-up.js';
+import { terminalConfirm } from './node-init.js';
 import { agentOptions, checkNodeName, ensureRoot, nodeCredentialFile, onSignal, watchdogOptions } from './process.js';
 import { logOptions, loggerFrom } from './log-options.js';
 
@@ -16,12 +18,21 @@ export function registerUp(program: Command): void {
       .option('--data-dir <dir>', 'where the store and tokens live', defaultDataDir())
       .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
       .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s')
-      .option('--allow-low-host-ports', 'let services publish host ports below 1024'),
+      .option('--allow-low-host-ports', 'let services publish host ports below 1024')
+      .option('--yes', 'when Docker is missing, install and start it without asking (root; Debian docker.io)'),
   ))).action(async (o) => {
     const log = loggerFrom(o, 'kiver');
     const node = checkNodeName(o.node);
-    // Check Docker before anything else: without it there is nothing to run.
-    await new DockerRuntime(dockerFromEnv(), node).ping();
+    const labels = parseLabels(o.label, 'label');
+    // Check Docker before anything else: without it there is nothing to run. A fresh
+    // Debian has none: offer (or with --yes run) the compute role's Docker steps.
+    try {
+      await new DockerRuntime(dockerFromEnv(), node).ping();
+    } catch (err) {
+      if (process.env.DOCKER_HOST) throw err; // pointed at another daemon: not ours to install
+      await ensureDockerForUp({ yes: !!o.yes, confirm: terminalConfirm(), why: (err as Error).message.replace(/^Docker daemon not reachable \((.*?)\)\..*$/s, '$1') }, (l) => process.stderr.write(`${l}\n`));
+      await new DockerRuntime(dockerFromEnv(), node).ping();
+    }
     await ensureRoot(o.dataRoot, '--data-root');
     await ensureRoot(o.logRoot, '--log-root');
     const server = await KiverServer.start({ dataDir: o.dataDir, listen: o.listen, log, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'), allowLowHostPorts: o.allowLowHostPorts === true, machines: machineOptionsFrom(o) });
@@ -30,7 +41,7 @@ export function registerUp(program: Command): void {
     const credentialFile = nodeCredentialFile(o.dataDir, node);
     await server.ensureNodeCredential(node, credentialFile);
     const agent = new Agent({
-      servers: [server.url], credentialFile, node, address: o.address ?? '127.0.0.1',
+      servers: [server.url], credentialFile, node, address: o.address ?? '127.0.0.1', labels,
       dataRoot: o.dataRoot, logRoot: o.logRoot, log, guardOut: o.guard === false ? false : o.guardOut,
       dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: true, // the quick start warns, it does not refuse
     });

@@ -64,6 +64,18 @@ async function killChild(p: ChildProcess | undefined, signal: NodeJS.Signals): P
 }
 
 /** A `kiver server` child process (for HA tests: several share one etcd). */
+/** Runs the `kiver` CLI with this environment; resolves with exit code and output. */
+export function runCli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, [KIVER_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
 export class ServerProcess {
   proc?: ChildProcess;
   output = '';
@@ -134,14 +146,7 @@ export class KiverProcess {
 
   /** Runs the CLI against this instance; resolves with exit code and output. */
   async cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((res) => {
-      const p = spawn(process.execPath, [KIVER_BIN, ...args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
-    });
+    return runCli(this.env, ...args);
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
