@@ -62,6 +62,9 @@ describe('node credentials and roles', () => {
 
   it('the join token cannot read assignments, heartbeat, report status or events', async () => {
     const j = server.tokens.join;
+    const who = await raw('GET', '/v1/agent/whoami', j);
+    assert.deepEqual([who.status, who.body], [200, { role: 'agent' }], 'it may ask what it is (node init checks a join token this way)');
+    assert.deepEqual((await raw('GET', '/v1/agent/whoami', creds.get('na')!)).body, { role: 'node', node: 'na' });
     assert.equal((await raw('GET', '/v1/agent/assignments?node=na', j)).status, 403);
     assert.equal((await raw('POST', '/v1/agent/heartbeat', j, { node: 'na' })).status, 403);
     assert.equal((await raw('PUT', '/v1/agent/status', j, { node: 'na', statuses: [] })).status, 403);

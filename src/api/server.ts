@@ -49,7 +49,9 @@ function authorize(p: Principal, method: string, path: string): void {
       if (method !== 'GET' && method !== 'HEAD') throw new ForbiddenError('a viewer token is read-only');
       return;
     case 'agent':
-      if (!(method === 'POST' && path === '/v1/agent/register')) throw new ForbiddenError('a join token may only register a new node (POST /v1/agent/register)');
+      if (!(method === 'POST' && path === '/v1/agent/register') && !(method === 'GET' && path === '/v1/agent/whoami')) {
+        throw new ForbiddenError('a join token may only register a new node (POST /v1/agent/register)');
+      }
       return;
     case 'node':
       if (!agentRoute) throw new ForbiddenError('a node credential may only call /v1/agent/ routes');

@@ -88,7 +88,7 @@ export async function nodeInit(o: InitOptions, print: Printer): Promise<InitOutc
   printChecks(checks, print);
   const failed = checks.filter((c) => c.level === 'fail');
   if (failed.length) throw new BootstrapError(`preflight failed: ${failed.map((c) => `${c.name}: ${c.message}`).join('; ')} — nothing was changed`);
-  const server = await probeServer(o.servers, o.joinToken, o.node);
+  const server = await probeServer(o.servers, o.joinToken);
   print(`  ok   server: ${server} accepts the join token`);
 
   const planned = await planSteps(computeSteps(ctx, print));

@@ -5,7 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run } from '../image/exec.js';
-import { AGENT_UNIT, SUPERVISE_DIR, SYSTEMD_UNIT_DIR } from './node-host.js';
+import { AGENT_UNIT, NODE_SECRET_FILE, SUPERVISE_DIR, SYSTEMD_UNIT_DIR } from './node-host.js';
 import { programPid, startSupervisor, supervisorPid } from './supervisor.js';
 import { dockerAnswers } from './units.js';
 import { nodeJoined } from './server-probe.js';
@@ -83,8 +83,8 @@ export function processesStep(ctx: InitContext, changedFiles: Set<string>, withA
       await dockerReady(ctx);
       did.push(`Docker answers on ${ctx.host.dockerSocket}`);
       if (withAgent) {
-        const { servers, joinToken, node } = ctx.s;
-        await waitFor(`node ${node} joining ${servers.join(',')}`, () => nodeJoined(servers, joinToken, node), 90_000);
+        const { servers, node } = ctx.s;
+        await waitFor(`node ${node} joining ${servers.join(',')}`, () => nodeJoined(servers, ctx.host.path(NODE_SECRET_FILE), node), 90_000);
         did.push(`node ${node} joined ${servers.join(',')}`);
       }
       return did;

@@ -139,6 +139,11 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return { node: body.name, leaseTtl: ctx.nodeLeaseTtl, ...(credential ? { credential } : {}) };
   });
 
+  app.get('/v1/agent/whoami', { schema: { tags: ['agent'], summary: 'Who the server takes this join token or node credential for' } }, async (req) => {
+    const p = req.principal!;
+    return { role: p.role, ...(p.node ? { node: p.node } : {}) };
+  });
+
   app.post('/v1/agent/heartbeat', { schema: { tags: ['agent'], summary: 'Keep the node lease alive', body: NodeName } }, async (req) => {
     const { node } = req.body as { node: string };
     ownNode(req, node);
