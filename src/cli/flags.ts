@@ -49,3 +49,11 @@ export function parseBytes(s: string, field = 'memory'): number {
   if (!m || unit === undefined) throw new InputError(`--${field}: expected a size like 512m or 2g, got "${s}"`, field);
   return Math.round(Number(m[1]) * unit);
 }
+
+export type HealthFormat = 'text' | 'json' | 'influx' | 'prometheus';
+/** `kiver health -o`: table/text for people, json, influx (telegraf exec), prometheus. */
+export function parseHealthFormat(v: string | undefined): HealthFormat {
+  if (v === undefined || v === 'table' || v === 'text') return 'text';
+  if (v === 'json' || v === 'influx' || v === 'prometheus') return v;
+  throw new InputError(`--output: expected text, json, influx or prometheus, got "${v}"`, 'output');
+}

@@ -11,6 +11,7 @@ import { registerSnapshot } from '../cmd/snapshot.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
 import { registerMachine } from './machine.js';
+import { registerHealth, registerAlerts } from './health.js';
 
 /**
  * Builds the `kiver` command tree: thin API clients from cli/, commands that run a
@@ -21,7 +22,7 @@ export function buildProgram(): Command {
     .description('Kiver: a container cloud for cloud services on bare metal')
     .version('0.1.0')
     .showHelpAfterError()
-    .option('-o, --output <format>', 'table (default) or json')
+    .option('-o, --output <format>', 'table (default) or json; kiver health also: influx, prometheus')
     .exitOverride();
   registerUp(program);
   registerServer(program);
@@ -34,6 +35,8 @@ export function buildProgram(): Command {
   registerImage(program);
   registerSnapshot(registerAdmin(program));
   registerGuard(program);
+  registerHealth(program);
+  registerAlerts(program);
   return program;
 }
 

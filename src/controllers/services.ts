@@ -213,6 +213,15 @@ export class ServiceController {
     return kv ? { value: JSON.parse(kv.value) as NodeAlloc, modRevision: kv.modRevision } : { value: emptyAlloc(), modRevision: 0 };
   }
 
+  private timedPlace(req: PlacementRequest): ReturnType<typeof place> {
+    const end = metrics.placementSeconds.startTimer();
+    try {
+      return place(this.nodes.candidates(), req, { offset: this.offset++, limit: this.placementLimit });
+    } finally {
+      end();
+    }
+  }
+
   /** Runs a txn and mirrors its writes into the cache; false when a compare failed. */
   private async commit(compare: Compare[], ops: Op[]): Promise<boolean> {
     if (this.fence) {
@@ -318,7 +327,7 @@ export class ServiceController {
     let unschedulable: string | undefined;
     for (const ordinal of ordinals) {
       const existing = replicas.get(ordinal);
-      const res = place(this.nodes.candidates(), req, { offset: this.offset++, limit: this.placementLimit });
+      const res = this.timedPlace(req);
       let replica: Replica;
       const base = {
         service: name, ordinal, uid: existing?.value.uid ?? randomUUID(), generation: svc.generation,
@@ -399,7 +408,7 @@ export class ServiceController {
     const r = e.value;
     const id = replicaId(name, r.ordinal);
     const req = requestFor(svc);
-    const res = place(this.nodes.candidates(), req, { offset: this.offset++, limit: this.placementLimit });
+    const res = this.timedPlace(req);
     if (!res.ok) {
       await this.events.record(`replica/${id}`, 'Warning', 'RescheduleFailed', `${why}; no other node fits: ${res.reason}`);
       return;
