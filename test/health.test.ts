@@ -49,8 +49,8 @@ describe('kiver health on test hosts', () => {
     for (const h of run.hosts) await h.startAgent({ servers: server.url, token: server.tokens.join, args: ['--no-docker-watchdog', '--no-guard'] });
   });
   after(async () => {
+    if (mounted) execFileSync('umount', ['-l', mounted]); // before destroy(), which would find it left over
     await run?.destroy();
-    if (mounted) execFileSync('umount', ['-l', mounted]);
     await server?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
