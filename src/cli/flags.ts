@@ -4,7 +4,8 @@
  */
 import { InputError } from '../errors.js';
 
-export { parseListen } from '../model/listen.js';
+import { parseListen } from '../model/listen.js';
+export { parseListen };
 
 /** commander accumulator for repeatable options. */
 export const collect = (v: string, acc: string[]): string[] => [...acc, v];
@@ -56,4 +57,11 @@ export function parseHealthFormat(v: string | undefined): HealthFormat {
   if (v === undefined || v === 'table' || v === 'text') return 'text';
   if (v === 'json' || v === 'influx' || v === 'prometheus') return v;
   throw new InputError(`--output: expected text, json, influx or prometheus, got "${v}"`, 'output');
+}
+
+/** "h:p,h:p" → that many host:port pairs (`kiver monitoring up` addresses). */
+export function parseListenList(v: string, field: string, count: number): { host: string; port: number }[] {
+  const parts = v.split(',').map((x) => x.trim()).filter(Boolean);
+  if (parts.length !== count) throw new InputError(`--${field}: expected ${count} comma-separated HOST:PORT, got "${v}"`, field);
+  return parts.map((x) => parseListen(x, field));
 }

@@ -8,6 +8,7 @@ import { registerAgent } from '../cmd/agent.js';
 import { registerGuard } from '../cmd/guard.js';
 import { registerPxe } from '../cmd/pxe.js';
 import { registerSnapshot } from '../cmd/snapshot.js';
+import { registerMonitoring } from '../cmd/monitoring.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
 import { registerMachine } from './machine.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerGuard(program);
   registerHealth(program);
   registerAlerts(program);
+  registerMonitoring(program);
   return program;
 }
 
