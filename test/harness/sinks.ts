@@ -35,7 +35,9 @@ export class SmtpSink {
           if (inData) {
             if (line === '.') {
               inData = false;
-              cur.subject = /^Subject: (.*)$/im.exec(cur.data)?.[1] ?? '';
+              // Headers may be folded over lines (RFC 5322): unfold before reading the subject.
+              const headers = cur.data.split('\n\n')[0].replace(/\n[ \t]+/g, ' ');
+              cur.subject = /^Subject: (.*)$/im.exec(headers)?.[1] ?? '';
               this.mails.push(cur);
               cur = { from: '', to: [], data: '', subject: '' };
               reply('250 queued');
