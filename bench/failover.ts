@@ -18,7 +18,7 @@ import { EtcdCluster } from '../test/harness/etcd-cluster.js';
 import { ServerProcess, freePort } from '../test/harness/kiver.js';
 import { FakeAgent } from '../test/harness/fake-agent.js';
 import { ApiClient } from '../src/client/api-client.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 5);
 const LEADER_TTL = process.env.BENCH_LEADER_TTL ?? '10s';

@@ -1,15 +1,11 @@
 /** Kiver's own Prometheus metrics, on one registry served at /metrics. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { createServer, type Server } from 'node:http';
-import { registerContainerMetrics } from './agent/container-metrics.js';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'kiver_process_' });
 // prom-client exports these gauges with a counter's _total suffix, which `promtool check metrics` rejects.
 for (const n of ['active_handles_total', 'active_requests_total', 'active_resources_total']) registry.removeSingleMetric(`kiver_process_nodejs_${n}`);
-
-/** cAdvisor-named container metrics; agents add themselves as sources (under `kiver up` next to the server's). */
-export const containerMetrics = registerContainerMetrics(registry);
 
 export const metrics = {
   apiRequests: new Counter({

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { KiverProcess, until } from './harness/kiver.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 import { parseProcCgroup } from '../src/agent/container-metrics.js';
 import { sample } from './harness/prom-text.js';
 

@@ -135,6 +135,10 @@ describe('kiver health: store and monitoring', () => {
 
   it('a dead monitoring endpoint → 1 monitoring problem', async () => {
     assert.equal((await admin.get<HealthReport>('/v1/health')).code, 0);
+    // A check that cannot run (a wrong token) is 8, not a generic exit code that would read as a cluster problem.
+    const denied = await cli(server.url, 'kiver_admin_wrong');
+    assert.equal(denied.code, 8);
+    assert.match(denied.stdout, /^8 health check failed\n/);
     const dead = `http://127.0.0.1:${await freePort()}`;
     await admin.put('/v1/monitoring/config', { prometheus: [dead], alertmanager: [] });
     const r = await admin.get<HealthReport>('/v1/health');

@@ -10,15 +10,15 @@ import { ApiClient } from '../client/api-client.js';
 import { NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createLogger } from '../log.js';
-import type { Replica, ReplicaState, ReplicaStatus } from '../model/replica.js';
+import type { Replica, StatusItem } from '../model/replica.js';
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
 import { statfs } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { metrics, registry, containerMetrics, serveMetrics } from '../metrics.js';
+import { metrics, registry, serveMetrics } from '../metrics.js';
 import type { NodeHealthReport } from '../model/node.js';
-import type { ContainerSource, TrackedContainer } from './container-metrics.js';
+import { containerMetrics, type ContainerSource, type TrackedContainer } from './container-metrics.js';
 import { LogGuard } from '../guard/index.js';
 import { DockerWatchdog, LIVE_RESTORE_HELP, checkLiveRestore, type DockerWatchdogOptions } from './watchdog.js';
 import { UnavailableError } from '../errors.js';
@@ -48,7 +48,6 @@ export interface AgentOptions extends Roots {
 }
 
 /** What the agent reports per replica: its status plus which replica it is about. */
-type StatusReport = Omit<ReplicaStatus, 'node' | 'updatedAt'> & { service: string; ordinal: number };
 
 const CRASHLOOP_RESTARTS = 3;
 const CRASHLOOP_WINDOW_MS = 60_000;
@@ -106,7 +105,7 @@ export class Agent implements ContainerSource {
       await this.guard.start();
     }
     this.running = true;
-    containerMetrics.addSource(this);
+    containerMetrics().addSource(this);
     if (this.opts.metricsListen) {
       const { host, port } = this.opts.metricsListen;
       const served = await serveMetrics(host, port);
@@ -143,7 +142,7 @@ export class Agent implements ContainerSource {
   /** Stops the agent; containers keep running (the next agent adopts them). */
   async stop(): Promise<void> {
     this.running = false;
-    containerMetrics.removeSource(this);
+    containerMetrics().removeSource(this);
     await this.watchdog?.stop();
     this.pollAbort.abort();
     for (const t of this.timers) clearInterval(t);
@@ -270,7 +269,7 @@ export class Agent implements ContainerSource {
     return Array.from({ length: cpus }, (_, i) => i).filter((c) => !owned.has(c)).join(',');
   }
 
-  private stateOf(r: Replica, s: ContainerState): { state: ReplicaState; lastError?: string } {
+  private stateOf(r: Replica, s: ContainerState): { state: StatusItem['state']; lastError?: string } {
     const id = replicaId(r.service, r.ordinal);
     const hist = (this.restarts.get(id) ?? []).filter((h) => Date.now() - h.at < CRASHLOOP_WINDOW_MS);
     if (hist.length === 0 || hist[hist.length - 1].count !== s.restartCount) hist.push({ count: s.restartCount, at: Date.now() });
@@ -294,7 +293,7 @@ export class Agent implements ContainerSource {
     const containers = await this.runtime.list();
     const byName = new Map(containers.map((c) => [c.name, c]));
     const pool = this.sharedPool(assigned);
-    const reports: StatusReport[] = [];
+    const reports: StatusItem[] = [];
     const counts = new Map<string, number>();
 
     for (const r of assigned) {
@@ -363,7 +362,7 @@ export class Agent implements ContainerSource {
       const st = this.stateOf(r, s);
       if (st.state === 'crashloop') void this.event(`replica/${id}`, 'Warning', 'CrashLoop', st.lastError ?? 'crash loop');
       counts.set(st.state, (counts.get(st.state) ?? 0) + 1);
-      const rep: StatusReport = { ...base, state: st.state, containerId, restartCount: s.restartCount, exitCode: s.exitCode };
+      const rep: StatusItem = { ...base, state: st.state, containerId, restartCount: s.restartCount, exitCode: s.exitCode };
       if (s.startedAt) rep.startedAt = s.startedAt;
       if (st.lastError) rep.lastError = st.lastError;
       reports.push(rep);
@@ -383,7 +382,7 @@ export class Agent implements ContainerSource {
     await this.report(reports);
   }
 
-  private async report(reports: StatusReport[]): Promise<void> {
+  private async report(reports: StatusItem[]): Promise<void> {
     const changed = reports.filter((r) => this.lastReported.get(`${r.service}/${r.ordinal}`) !== JSON.stringify(r));
     if (changed.length === 0) return;
     await this.client.put('/v1/agent/status', { node: this.opts.node, statuses: changed });

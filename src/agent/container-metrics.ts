@@ -11,6 +11,7 @@
  */
 import { readFileSync, existsSync, readdirSync } from 'node:fs';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { registry as kiverRegistry } from '../metrics.js';
 
 export interface TrackedContainer {
   id: string;
@@ -261,4 +262,10 @@ export function registerContainerMetrics(registry: Registry): { addSource(s: Con
     for (const id of pathCache.keys()) if (!live.has(id)) pathCache.delete(id);
   }
   return { addSource: (s) => sources.add(s), removeSource: (s) => sources.delete(s) };
+}
+
+let onKiverRegistry: ReturnType<typeof registerContainerMetrics> | undefined;
+/** The container metrics on Kiver's /metrics registry (under `kiver up` beside the server's), made once. */
+export function containerMetrics(): ReturnType<typeof registerContainerMetrics> {
+  return (onKiverRegistry ??= registerContainerMetrics(kiverRegistry));
 }

@@ -1,7 +1,7 @@
 /** `kiver health` and `kiver alerts ls`: the cluster health code, and what the alert receiver sent. */
 import type { Command } from 'commander';
 import { clientFromEnv } from './config.js';
-import { parseHealthFormat, parseInteger } from './flags.js';
+import { parseHealthFormat, parseInteger, type HealthFormat } from './flags.js';
 import { age, print, table } from './output.js';
 import { HEALTH_CODES, problem, report, toInflux, toPrometheus, toText, type HealthReport } from '../monitoring/health.js';
 import { UnavailableError } from '../errors.js';
@@ -9,15 +9,17 @@ import type { AlertRecord } from '../model/monitoring.js';
 
 export function registerHealth(program: Command): void {
   program.command('health')
-    .description(`print the cluster health code and its text; exit code = health code (${Object.values(HEALTH_CODES).map((c) => `${c.code} ${c.text}`).join(', ')})`)
+    .description(`print the cluster health code and its text; the exit code is the health code, not the generic table (${Object.values(HEALTH_CODES).map((c) => `${c.code} ${c.text}`).join(', ')})`)
     .action(async (_o, cmd: Command) => {
-      const fmt = parseHealthFormat((cmd.optsWithGlobals() as { output?: string }).output);
+      // Every outcome is a health code, so telegraf and scripts read one table: a failure to
+      // check (bad token, bad flag) is 8, never a generic exit code that means a cluster problem here.
+      let fmt: HealthFormat = 'text';
       let r: HealthReport;
       try {
+        fmt = parseHealthFormat((cmd.optsWithGlobals() as { output?: string }).output);
         r = await clientFromEnv().get<HealthReport>('/v1/health', { timeoutMs: 15_000 });
       } catch (err) {
-        if (!(err instanceof UnavailableError)) throw err;
-        r = report([problem('unreachable', err.message)]);
+        r = report([problem(err instanceof UnavailableError ? 'unreachable' : 'failed', (err as Error).message)]);
       }
       const out = { text: toText, json: (x: HealthReport) => `${JSON.stringify(x, null, 2)}\n`, influx: toInflux, prometheus: toPrometheus }[fmt](r);
       process.stdout.write(out);

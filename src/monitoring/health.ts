@@ -14,6 +14,8 @@ export const HEALTH_CODES = {
   docker: { code: 5, text: 'Docker problem', priority: 3 },
   disk: { code: 6, text: 'disk problem', priority: 2 },
   unreachable: { code: 7, text: 'control plane unreachable', priority: 7 },
+  /** The check itself could not run (bad token, bad flag): not a statement about the cluster. */
+  failed: { code: 8, text: 'health check failed', priority: 8 },
 } as const;
 export type HealthCheck = keyof typeof HEALTH_CODES;
 
