@@ -3,6 +3,7 @@
  * numbers. Each throws an InputError naming the flag, so the CLI prints one line.
  */
 import { InputError } from '../errors.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from '../log.js';
 
 import { parseListen } from '../model/listen.js';
 export { parseListen };
@@ -39,6 +40,18 @@ export function parseInteger(v: string, field: string, min = -Infinity, max = In
     throw new InputError(`--${field}: expected a whole number${range}, got "${v}"`, field);
   }
   return n;
+}
+
+/** --log-level: one of pino's levels. */
+export function parseLogLevel(v: string, field = 'log-level'): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new InputError(`--${field} must be one of ${LOG_LEVELS.join(', ')}, got "${v}"`, field);
+  return v;
+}
+
+/** --log-format: auto (pretty on a terminal), pretty or json. */
+export function parseLogFormat(v: string, field = 'log-format'): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(v)) throw new InputError(`--${field} must be one of ${LOG_FORMATS.join(', ')}, got "${v}"`, field);
+  return v as LogFormat;
 }
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, ki: 1024, m: 1024 ** 2, mi: 1024 ** 2, g: 1024 ** 3, gi: 1024 ** 3, t: 1024 ** 4, ti: 1024 ** 4 };

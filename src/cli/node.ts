@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { clientFromEnv } from './config.js';
 import { parseDuration } from './flags.js';
-import { age, formatBytes, print, table } from './output.js';
+import { age, formatBytes, print, printErr, table } from './output.js';
 import type { NodeView } from '../model/node.js';
 import type { KiverEvent } from '../model/event.js';
 import type { ReplicaView } from '../model/replica.js';
@@ -57,7 +57,7 @@ function registerDrain(node: Command): void {
         const reps = await client.get<ReplicaView[]>(`/v1/replicas?node=${encodeURIComponent(name)}`);
         const left = reps.filter((r) => r.desired === 'run');
         const line = `${name}: ${left.length} replica(s) left${left.length ? ` (${left.map((r) => r.id).join(', ')})` : ''}`;
-        if (line !== last) process.stderr.write(`${line}\n`);
+        if (line !== last) printErr(line);
         last = line;
         // Replicas of services with local data stay (a service-level failover moves them).
         const local = new Set((await client.get<ServiceView[]>('/v1/services')).filter((s) => s.spec.localData).map((s) => s.name));

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
-import { age, format, formatBytes, print, table } from './output.js';
+import { age, format, formatBytes, print, printErr, table } from './output.js';
 import { collect, parseBytes, parseInteger, parseNumber } from './flags.js';
 import { InputError, UnavailableError } from '../errors.js';
 import { DEFAULTS, type ServiceView } from '../model/service.js';
@@ -90,7 +90,7 @@ async function waitReady(name: string, timeoutS: number, quiet: boolean): Promis
   for (;;) {
     const s = await client.get<ServiceView>(`/v1/services/${name}`);
     const line = `${name}: ${s.status.updated}/${s.status.desired} running at generation ${s.generation}`;
-    if (!quiet && line !== last) process.stderr.write(`${line}\n`);
+    if (!quiet && line !== last) printErr(line);
     last = line;
     if (s.status.updated === s.status.desired && s.replicas.filter((r) => r.desired === 'run').length === s.status.desired) return s;
     if (Date.now() > deadline) {

@@ -14,7 +14,7 @@ import { ApiClient } from '../client/api-client.js';
 import { clientSettings, defaultDataDir } from '../cli/config.js';
 import { parseListen, parseListenList } from '../cli/flags.js';
 import { InputError, UnavailableError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { logOptions, loggerFrom } from './log-options.js';
 import { AlertReceiver, checkNotifyConfig, type NotifyConfig } from '../monitoring/receiver.js';
 import { renderAlertmanager, renderPrometheus, type PairAddresses } from '../monitoring/pair-config.js';
 import { onSignal } from './process.js';
@@ -48,7 +48,7 @@ function start(bin: string, args: string[], name: string, dir: string): Promise<
 
 export function registerMonitoring(program: Command): void {
   const mon = program.command('monitoring').description('the monitoring pair: Prometheus x2, Alertmanager x2, alert receiver');
-  mon.command('up')
+  logOptions(mon.command('up')
     .description('start both Prometheus servers, both Alertmanager peers and the alert receiver; register them with Kiver')
     .option('--dir <dir>', 'configs, data, logs and pid files', join(defaultDataDir(), 'monitoring'))
     .option('--kiver <url>', 'Kiver API URL for service discovery and alert records (default: KIVER_ADDR or the client file)')
@@ -62,9 +62,9 @@ export function registerMonitoring(program: Command): void {
     .option('--evaluation-interval <d>', 'override the rule evaluation interval')
     .option('--group-wait <d>', "override Alertmanager's group_wait")
     .option('--prometheus-bin <path>', 'Prometheus binary', 'prometheus')
-    .option('--alertmanager-bin <path>', 'Alertmanager binary (Debian: prometheus-alertmanager)', 'prometheus-alertmanager')
+    .option('--alertmanager-bin <path>', 'Alertmanager binary (Debian: prometheus-alertmanager)', 'prometheus-alertmanager'))
     .action(async (o) => {
-      const log = createLogger('kiver-monitoring');
+      const log = loggerFrom(o, 'kiver-monitoring');
       const prom = parseListenList(o.prometheus, 'prometheus', 2);
       const am = parseListenList(o.alertmanager, 'alertmanager', 2);
       const cluster = parseListenList(o.alertmanagerCluster, 'alertmanager-cluster', 2);

@@ -2,22 +2,22 @@ import type { Command } from 'commander';
 import { KiverServer } from '../server/server.js';
 import { Agent } from '../agent/agent.js';
 import { DockerRuntime, dockerFromEnv } from '../agent/runtime/docker.js';
-import { createLogger } from '../log.js';
 import { defaultDataDir, writeClientFile } from '../cli/config.js';
 import { parseDuration } from '../cli/flags.js';
 import { machineOptionsFrom, machineServerOptions } from './machine-options.js';
 import { agentOptions, checkNodeName, ensureRoot, onSignal, watchdogOptions } from './process.js';
+import { logOptions, loggerFrom } from './log-options.js';
 
 /** `kiver up`: server + agent in one process on this machine. */
 export function registerUp(program: Command): void {
-  agentOptions(machineServerOptions(
+  logOptions(agentOptions(machineServerOptions(
     program.command('up')
       .description('run Kiver on this machine: server + agent in one process, embedded store')
       .option('--data-dir <dir>', 'where the store and tokens live', defaultDataDir())
       .option('--listen <host:port>', 'API address', '127.0.0.1:7700')
       .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s'),
-  )).action(async (o) => {
-    const log = createLogger('kiver');
+  ))).action(async (o) => {
+    const log = loggerFrom(o, 'kiver');
     const node = checkNodeName(o.node);
     // Check Docker before anything else: without it there is nothing to run.
     await new DockerRuntime(dockerFromEnv(), node).ping();

@@ -15,6 +15,19 @@ import { ensureDocker, removeContainersByLabel } from './docker.js';
 
 export const KIVER_BIN = resolve('bin/kiver.js');
 
+/** Runs a command to its end; resolves with its exit code and output. */
+export function runCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const p = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', rej);
+    p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
