@@ -4,11 +4,11 @@
  * container_cpu_usage_seconds_total that matches its cgroup file, with cAdvisor's
  * labels plus service/replica/node; `promtool check metrics` accepts the whole page.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { KiverProcess, until } from './harness/kiver.js';
+import { kiverUpForSuite, until } from './harness/kiver.js';
 import type { ServiceView } from '../src/model/service.js';
 import { parseProcCgroup } from '../src/agent/container-metrics.js';
 import { sample } from './harness/prom-text.js';
@@ -24,27 +24,19 @@ function cgroupCpuSeconds(pid: number): number {
 }
 
 describe('container metrics (cAdvisor names) from the agent', () => {
-  let k: KiverProcess;
+  const up = kiverUpForSuite();
 
-  before(async () => {
-    k = await KiverProcess.create();
-    await k.start();
-  });
-  after(async () => {
-    await k?.cleanup();
-  });
-
-  const scrape = async () => (await fetch(`${k.url}/metrics`)).text();
+  const scrape = async () => (await fetch(`${up.k.url}/metrics`)).text();
 
   it('a container burning CPU: container_cpu_usage_seconds_total rises and matches its cgroup file', async () => {
-    await k.client.post('/v1/services', { name: 'burn', image: 'kiver/busybox:latest', command: ['sh', '-c', 'while :; do :; done'], replicas: 1, cpu: 0.5, memory: 64 * 2 ** 20 });
+    await up.k.client.post('/v1/services', { name: 'burn', image: 'kiver/busybox:latest', command: ['sh', '-c', 'while :; do :; done'], replicas: 1, cpu: 0.5, memory: 64 * 2 ** 20 });
     const svc = await until('burn running', async () => {
-      const v = await k.client.get<ServiceView>('/v1/services/burn');
+      const v = await up.k.client.get<ServiceView>('/v1/services/burn');
       return v.status.running === 1 ? v : false;
     }, 60_000);
     const containerId = svc.replicas[0].containerId!;
-    const pid = (await k.docker.getContainer(containerId).inspect()).State.Pid;
-    const want = { name: 'kiver-burn-0', service: 'burn', replica: 'burn/0', node: k.node, image: 'kiver/busybox:latest', cpu: 'total' };
+    const pid = (await up.k.docker.getContainer(containerId).inspect()).State.Pid;
+    const want = { name: 'kiver-burn-0', service: 'burn', replica: 'burn/0', node: up.k.node, image: 'kiver/busybox:latest', cpu: 'total' };
 
     const first = await until('a cpu sample for burn/0', async () => sample(await scrape(), 'container_cpu_usage_seconds_total', want), 30_000);
     assert.match(first.labels.id, new RegExp(`${containerId}`), 'id is the cgroup path, as cAdvisor labels it');
@@ -79,13 +71,13 @@ describe('container metrics (cAdvisor names) from the agent', () => {
       assert.match(text, new RegExp(`^${name}[{ ]`, 'm'), name);
     }
     assert.equal(sample(text, 'kiver_replicas', { service: 'burn', state: 'running' })?.value, 1);
-    assert.equal(sample(text, 'kiver_node_cpu_allocated_cores', { node: k.node })?.value, 0.5);
+    assert.equal(sample(text, 'kiver_node_cpu_allocated_cores', { node: up.k.node })?.value, 0.5);
     // promtool exits non-zero on any problem and names it.
     execFileSync('promtool', ['check', 'metrics'], { input: text, stdio: ['pipe', 'pipe', 'pipe'] });
   });
 
   it('a deleted container drops out of the metrics', async () => {
-    await k.client.delete('/v1/services/burn');
+    await up.k.client.delete('/v1/services/burn');
     await until('burn/0 gone from /metrics', async () => !(await scrape()).includes('replica="burn/0"'), 60_000, 300);
   });
 });

@@ -4,13 +4,13 @@
  * datasources, and every PromQL expression in rules and dashboards naming a metric a
  * live `kiver up` really exports.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { KiverProcess } from './harness/kiver.js';
+import { kiverUpForSuite } from './harness/kiver.js';
 
 const DIR = 'deploy/monitoring';
 const run = (cmd: string, ...args: string[]) => execFileSync(cmd, args, { cwd: DIR, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -84,17 +84,10 @@ describe('deploy/monitoring', () => {
   });
 
   describe('every PromQL expression names a metric a live Kiver exports', () => {
-    let k: KiverProcess;
-    before(async () => {
-      k = await KiverProcess.create();
-      await k.start();
-    });
-    after(async () => {
-      await k?.cleanup();
-    });
+    const up = kiverUpForSuite();
 
     it('rules (kiver-rules.yml) and every dashboard query', async () => {
-      const text = await (await fetch(`${k.url}/metrics`)).text();
+      const text = await (await fetch(`${up.k.url}/metrics`)).text();
       const exported = new Set<string>(['up']); // `up` is Prometheus's own, per target
       for (const line of text.split('\n')) {
         const t = /^# TYPE (\S+) (\S+)/.exec(line);
