@@ -14,7 +14,11 @@ import type { Replica, StatusItem } from '../model/replica.js';
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
-import { metrics, registry } from '../metrics.js';
+import { statfs } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { metrics, registry, serveMetrics } from '../metrics.js';
+import type { NodeHealthReport } from '../model/node.js';
+import { containerMetrics, type ContainerSource, type TrackedContainer } from './container-metrics.js';
 import { LogGuard } from '../guard/index.js';
 import { DockerWatchdog, LIVE_RESTORE_HELP, checkLiveRestore, type DockerWatchdogOptions } from './watchdog.js';
 import { UnavailableError } from '../errors.js';
@@ -39,6 +43,10 @@ export interface AgentOptions extends Roots {
   dockerWatchdog?: Pick<DockerWatchdogOptions, 'restartCommand' | 'failuresBeforeRestart' | 'intervalMs'> | false;
   /** Start even when dockerd runs without live-restore (then only warn). */
   allowNoLiveRestore?: boolean;
+  /** host:port to serve this agent's /metrics on (a standalone agent); under `kiver up` the server's /metrics carries them. */
+  metricsListen?: { host: string; port: number };
+  /** How often to check Docker and the log partition for the heartbeat's health report (ms). */
+  healthIntervalMs?: number;
 }
 
 /** What the agent reports per replica: its status plus which replica it is about. */
@@ -46,8 +54,10 @@ export interface AgentOptions extends Roots {
 const CRASHLOOP_RESTARTS = 3;
 const CRASHLOOP_WINDOW_MS = 60_000;
 
-export class Agent {
+export class Agent implements ContainerSource {
   readonly runtime: DockerRuntime;
+  /** The containers this agent runs, for the cAdvisor-named metrics (refreshed every reconcile). */
+  private tracked: TrackedContainer[] = [];
   private readonly client: ApiClient;
   private readonly log: Logger;
   private running = false;
@@ -71,6 +81,9 @@ export class Agent {
   private pollAbort = new AbortController();
   private guard?: LogGuard;
   private watchdog?: DockerWatchdog;
+  private metricsServer?: Server;
+  private metricsUrl?: string;
+  private health?: NodeHealthReport;
   /** Resolves after the first full reconcile (tests and `kiver up` wait on it). */
   readonly firstSync: Promise<void>;
   private firstSyncDone!: () => void;
@@ -94,6 +107,15 @@ export class Agent {
       await this.guard.start();
     }
     this.running = true;
+    containerMetrics().addSource(this);
+    if (this.opts.metricsListen) {
+      const { host, port } = this.opts.metricsListen;
+      const served = await serveMetrics(host, port);
+      this.metricsServer = served.server;
+      const shown = host === '0.0.0.0' || host === '::' ? this.opts.address : host;
+      this.metricsUrl = `http://${shown.includes(':') ? `[${shown}]` : shown}:${served.port}/metrics`;
+    }
+    await this.checkHealth();
     await this.register();
     if (!liveRestore) void this.event(`node/${this.opts.node}`, 'Warning', 'DockerNoLiveRestore', LIVE_RESTORE_HELP);
     await this.watchDockerEvents();
@@ -108,6 +130,7 @@ export class Agent {
       this.watchdog.start();
     }
     this.loops.push(this.heartbeatLoop(), this.assignmentLoop());
+    this.timers.push(setInterval(() => void this.checkHealth(), this.opts.healthIntervalMs ?? 5000).unref());
     this.timers.push(setInterval(() => this.kick(), this.opts.resyncMs ?? 10_000).unref());
   }
 
@@ -121,6 +144,7 @@ export class Agent {
   /** Stops the agent; containers keep running (the next agent adopts them). */
   async stop(): Promise<void> {
     this.running = false;
+    containerMetrics().removeSource(this);
     await this.watchdog?.stop();
     this.pollAbort.abort();
     for (const t of this.timers) clearInterval(t);
@@ -128,6 +152,31 @@ export class Agent {
     await Promise.allSettled(this.loops);
     while (this.reconciling) await new Promise((r) => setTimeout(r, 10));
     await this.guard?.stop();
+    await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
+  }
+
+  /** Where this agent serves /metrics, when it does (--metrics-listen). */
+  get metricsEndpoint(): string | undefined {
+    return this.metricsUrl;
+  }
+
+  /** Docker answering, log partition space: sent with every heartbeat, checked off the heartbeat's path. */
+  private async checkHealth(): Promise<void> {
+    let docker: NodeHealthReport['docker'] = { up: true };
+    try {
+      await this.runtime.ping(2000);
+    } catch (err) {
+      docker = { up: false, error: (err as Error).message.slice(0, 500) };
+    }
+    const st = await statfs(this.opts.logRoot).catch(() => undefined);
+    this.health = {
+      docker,
+      ...(st ? { logDisk: { path: this.opts.logRoot, sizeBytes: st.blocks * st.bsize, freeBytes: st.bavail * st.bsize } } : {}),
+    };
+  }
+
+  containers(): Iterable<TrackedContainer> {
+    return this.tracked;
   }
 
   private async register(): Promise<void> {
@@ -139,6 +188,7 @@ export class Agent {
       ...(this.opts.labels && Object.keys(this.opts.labels).length ? { labels: this.opts.labels } : {}),
       dockerVersion: await this.runtime.version(),
       agentVersion: '0.1.0',
+      ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}),
     });
     this.leaseTtl = res.leaseTtl;
     this.log.info({ node: this.opts.node }, 'registered');
@@ -156,8 +206,9 @@ export class Agent {
       await this.sleep((this.leaseTtl * 1000) / 3);
       if (!this.running) return;
       try {
-        await this.client.post('/v1/agent/heartbeat', { node: this.opts.node });
+        await this.client.post('/v1/agent/heartbeat', { node: this.opts.node, ...(this.health ? { health: this.health } : {}) });
       } catch (err) {
+        metrics.heartbeatFailures.inc();
         if (err instanceof NotFoundError) {
           this.log.warn('node lease lost; registering again');
           await this.register().catch((e) => this.log.warn({ err: (e as Error).message }, 'register failed'));
@@ -240,6 +291,8 @@ export class Agent {
 
   async reconcile(assigned: Replica[]): Promise<void> {
     metrics.agentReconciles.inc();
+    const endTimer = metrics.agentReconcileSeconds.startTimer();
+    const tracked: TrackedContainer[] = [];
     const containers = await this.runtime.list();
     const byName = new Map(containers.map((c) => [c.name, c]));
     const pool = this.sharedPool(assigned);
@@ -301,6 +354,10 @@ export class Agent {
         s = (await this.runtime.inspect(containerId)) ?? s;
       }
       s = { ...s, restartCount: s.restartCount + this.restartBase.get(incarnation)! };
+      tracked.push({
+        id: s.id, name, image: s.image, service: r.service, replica: id, node: this.opts.node,
+        pid: s.running ? s.pid : 0, createdSeconds: Date.parse(s.created) / 1000,
+      });
       if (r.spec.cpuPolicy !== 'cpuset' && s.cpusetCpus !== pool && !(pool === '' && s.cpusetCpus === '')) {
         const cpus = this.opts.cpus ?? os.cpus().length;
         await this.runtime.updateCpuset(containerId, pool || `0-${cpus - 1}`).catch(() => {});
@@ -323,6 +380,8 @@ export class Agent {
     for (const state of ['running', 'restarting', 'crashloop', 'exited', 'failed', 'creating']) {
       metrics.agentContainers.set({ state }, counts.get(state) ?? 0);
     }
+    this.tracked = tracked;
+    endTimer();
     await this.report(reports);
   }
 

@@ -11,6 +11,7 @@ import { eventRoutes } from './routes/events.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { agentRoutes } from './routes/agent.js';
 import { machineRoutes } from './routes/machines.js';
+import { monitoringRoutes } from './routes/monitoring.js';
 import { UnauthenticatedError, ForbiddenError } from '../errors.js';
 import { registry, metrics } from '../metrics.js';
 import { PORTAL_HTML, PORTAL_JS } from '../portal/page.js';
@@ -58,7 +59,9 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     req.role = role;
   });
   app.addHook('onResponse', async (req, reply) => {
-    metrics.apiRequests.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) });
+    const labels = { method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) };
+    metrics.apiRequests.inc(labels);
+    metrics.apiSeconds.observe(labels, reply.elapsedTime / 1000);
     if (reply.elapsedTime > 1000 && !req.url.startsWith('/v1/agent/assignments')) {
       ctx.log.warn({ method: req.method, route: req.routeOptions.url, ms: Math.round(reply.elapsedTime) }, 'slow API request');
     }
@@ -82,6 +85,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   eventRoutes(app, ctx);
   clusterRoutes(app, ctx);
   agentRoutes(app, ctx);
+  monitoringRoutes(app, ctx);
   await machineRoutes(app, ctx);
   return app;
 }

@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import type { Compare, Store, Watch } from '../store/store.js';
 import type { Logger } from '../log.js';
 import { K } from '../model/keys.js';
+import { metrics } from '../metrics.js';
 
 const LEADER_KEY = K.leader;
 
@@ -88,6 +89,7 @@ export class LeaderElection extends EventEmitter {
     if (!this.isLeader) return;
     this.log.warn({ why }, 'stepping down as leader');
     this.leaderRevision = 0;
+    metrics.leader.set(0);
     this.emit('deposed');
   }
 
@@ -112,6 +114,8 @@ export class LeaderElection extends EventEmitter {
       this.lastRenewed = sent;
       this.leaderRevision = res.revision;
       this.log.info({ id: this.me.id }, 'elected leader');
+      metrics.leader.set(1);
+      metrics.leaderTransitions.inc();
       this.emit('elected');
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'campaign failed');
@@ -133,6 +137,7 @@ export class LeaderElection extends EventEmitter {
     if (this.isLeader) {
       const rev = this.leaderRevision;
       this.leaderRevision = 0;
+      metrics.leader.set(0);
       this.emit('deposed');
       await this.store.txn({ compare: [{ key: LEADER_KEY, modRevision: rev }], success: [{ type: 'delete', key: LEADER_KEY }] }).catch(() => {});
       await this.store.revokeLease(this.lease).catch(() => {});

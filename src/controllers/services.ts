@@ -16,7 +16,7 @@ import { replicaId } from '../model/names.js';
 import type { Service } from '../model/service.js';
 import { isCurrentStatus, type ContainerSpec, type Replica, type ReplicaStatus } from '../model/replica.js';
 import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
-import { addToAlloc, place, refit, removeFromAlloc, type Placement, type PlacementRequest } from '../scheduler/placement.js';
+import { addToAlloc, place, refit, removeFromAlloc, type NodeCandidate, type Placement, type PlacementRequest } from '../scheduler/placement.js';
 import { PlanAllocs } from '../scheduler/plan-allocs.js';
 import { metrics } from '../metrics.js';
 
@@ -213,6 +213,15 @@ export class ServiceController {
     return kv ? { value: JSON.parse(kv.value) as NodeAlloc, modRevision: kv.modRevision } : { value: emptyAlloc(), modRevision: 0 };
   }
 
+  private timedPlace(nodes: NodeCandidate[], req: PlacementRequest, overlay: NonNullable<Parameters<typeof place>[2]>['overlay']): ReturnType<typeof place> {
+    const end = metrics.placementSeconds.startTimer();
+    try {
+      return place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay });
+    } finally {
+      end();
+    }
+  }
+
   /** Runs a txn and mirrors its writes into the cache; false when a compare failed. */
   private async commit(compare: Compare[], ops: Op[]): Promise<boolean> {
     if (this.fence) {
@@ -319,7 +328,7 @@ export class ServiceController {
     for (const ordinal of ordinals) {
       const existing = replicas.get(ordinal);
       const nodes = this.nodes.candidates();
-      const res = place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay: plan.allocs.overlayFor(nodes) });
+      const res = this.timedPlace(nodes, req, plan.allocs.overlayFor(nodes));
       let replica: Replica;
       const base = {
         service: name, ordinal, uid: existing?.value.uid ?? randomUUID(), generation: svc.generation,
@@ -397,7 +406,7 @@ export class ServiceController {
     const id = replicaId(name, r.ordinal);
     const req = requestFor(svc);
     const nodes = this.nodes.candidates();
-    const res = place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay: this.plan.allocs.overlayFor(nodes) });
+    const res = this.timedPlace(nodes, req, this.plan.allocs.overlayFor(nodes));
     if (!res.ok) {
       await this.events.record(`replica/${id}`, 'Warning', 'RescheduleFailed', `${why}; no other node fits: ${res.reason}`);
       return;

@@ -21,6 +21,11 @@ import { createLogger, type Logger } from '../log.js';
 import { InputError } from '../errors.js';
 import { SecretBox, SERVICE_SECRET_KEY_FILE } from '../secrets.js';
 import { Provisioning, type ProvisioningOptions } from '../machine/provisioning.js';
+import { instrumentStore } from '../store/instrumented.js';
+import { K } from '../model/keys.js';
+import { checkHealth } from '../monitoring/health-check.js';
+import { clusterMetrics, type ClusterSource } from '../monitoring/cluster-metrics.js';
+import type { HealthReport } from '../monitoring/health.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -36,6 +41,10 @@ export interface ServerOptions {
   leaderTtl?: number;
   /** Bare-metal provisioning: TFTP root, the URL machines use, reaper interval/max age, OS profiles, BMC options. */
   machines?: ProvisioningOptions;
+  /** A log partition fuller than this fraction is a disk problem in `kiver health` (default 0.85). */
+  diskThreshold?: number;
+  /** How often the health code on /metrics (kiver_health_code) is refreshed, ms (default 15 s). */
+  healthIntervalMs?: number;
   log?: Logger;
 }
 
@@ -52,13 +61,14 @@ export class KiverServer {
     private readonly pruneTimer: NodeJS.Timeout,
     readonly election: LeaderElection,
     readonly machines: Provisioning,
+    private readonly monitor: ServerMonitor,
   ) {}
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
     const log = opts.log ?? createLogger('kiver-server');
     const { host, port } = parseListen(opts.listen);
     await mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
-    const store = await openStore(opts.store ?? `sqlite:${join(opts.dataDir, 'kiver.db')}`);
+    const store = instrumentStore(await openStore(opts.store ?? `sqlite:${join(opts.dataDir, 'kiver.db')}`));
     const auth = new TokenAuth(store);
     const tokens = await bootstrapTokens(auth, opts.dataDir);
     const cache = new StoreCache(store);
@@ -76,7 +86,9 @@ export class KiverServer {
       : await SecretBox.loadOrCreate(opts.dataDir, SERVICE_SECRET_KEY_FILE);
     // BMC passwords are sealed with the same (cluster-shared) key, bound to machine/<name>/bmc.
     const machines = new Provisioning(store, secrets, log, opts.dataDir, opts.machines);
-    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines });
+    const diskThreshold = opts.diskThreshold ?? 0.85;
+    const health = () => checkHealth(store, cache, diskThreshold);
+    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines, health });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -96,12 +108,14 @@ export class KiverServer {
     });
     await election.start();
     const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
+    const monitor = await ServerMonitor.start(store, cache, me, health, opts.leaderTtl ?? 10, opts.healthIntervalMs ?? 15_000);
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor);
   }
 
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
+    await this.monitor.stop();
     await this.election.stop();
     this.machines.stopReaper();
     this.nodeController.stop();
@@ -109,5 +123,63 @@ export class KiverServer {
     await this.app.close();
     await this.cache.stop();
     await this.store.close();
+  }
+}
+
+/**
+ * What a server does for monitoring: keeps its member key (where Prometheus finds it,
+ * on a lease so a dead server drops out) and refreshes the health code on /metrics.
+ */
+class ServerMonitor implements ClusterSource {
+  private lease = 0;
+  private last?: HealthReport;
+  private timers: NodeJS.Timeout[] = [];
+  private checking = false;
+
+  private constructor(private readonly store: Store, readonly cache: StoreCache, private readonly me: { id: string; url: string },
+    private readonly check: () => Promise<HealthReport>, private readonly ttl: number) {}
+
+  static async start(store: Store, cache: StoreCache, me: { id: string; url: string }, check: () => Promise<HealthReport>, ttl: number, everyMs: number): Promise<ServerMonitor> {
+    const m = new ServerMonitor(store, cache, me, check, ttl);
+    await m.register().catch(() => {});
+    m.timers.push(setInterval(() => void m.keepAlive(), (ttl * 1000) / 3).unref());
+    m.timers.push(setInterval(() => void m.refresh(), everyMs).unref());
+    clusterMetrics.add(m);
+    void m.refresh();
+    return m;
+  }
+
+  health(): HealthReport | undefined {
+    return this.last;
+  }
+
+  private async register(): Promise<void> {
+    this.lease = await this.store.grantLease(this.ttl);
+    await this.store.put(K.serverMember(this.me.id), JSON.stringify({ url: this.me.url, since: new Date().toISOString() }), { lease: this.lease });
+  }
+
+  private async keepAlive(): Promise<void> {
+    try {
+      await this.store.keepAlive(this.lease);
+    } catch {
+      await this.register().catch(() => {}); // expired (or the store is down: retried next tick)
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      this.last = await this.check();
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    clusterMetrics.remove(this);
+    for (const t of this.timers) clearInterval(t);
+    await this.store.delete(K.serverMember(this.me.id)).catch(() => {});
+    await this.store.revokeLease(this.lease).catch(() => {});
   }
 }

@@ -3,6 +3,7 @@
  * user would, and gives tests an API client with its admin token. Everything it
  * starts (process, containers of its node, directories) goes in cleanup().
  */
+import { after, before } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -158,4 +159,17 @@ export class KiverProcess {
     await removeContainersByLabel(this.docker, `kiver.node=${this.node}`);
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Hooks for a suite that runs one `kiver up`: started before, cleaned up after; the process is `.k`. */
+export function kiverUpForSuite(): { k: KiverProcess } {
+  const suite = {} as { k: KiverProcess };
+  before(async () => {
+    suite.k = await KiverProcess.create();
+    await suite.k.start();
+  });
+  after(async () => {
+    await suite.k?.cleanup();
+  });
+  return suite;
 }

@@ -44,6 +44,10 @@ export interface ContainerState {
   error?: string;
   oomKilled: boolean;
   cpusetCpus: string;
+  /** Host pid of the init process (0 when stopped), image reference and creation time: for container metrics. */
+  pid: number;
+  image: string;
+  created: string;
 }
 
 export class ImageMissingError extends KiverError {
@@ -116,6 +120,9 @@ export class DockerRuntime {
         error: i.State.Error || undefined,
         oomKilled: i.State.OOMKilled,
         cpusetCpus: i.HostConfig.CpusetCpus ?? '',
+        pid: i.State.Pid ?? 0,
+        image: i.Config.Image,
+        created: i.Created,
       };
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return undefined;

@@ -10,13 +10,13 @@ import type { ApiContext } from '../context.js';
 import type { CacheChange } from '../../controllers/cache.js';
 import { K } from '../../model/keys.js';
 import { NODE_NAME } from '../../model/names.js';
-import { NodeRegister, type Node } from '../../model/node.js';
+import { NodeHeartbeat, NodeRegister, type Node, type NodeHealth, type NodeHealthReport } from '../../model/node.js';
 import { StatusReport, isCurrentStatus, type Replica, type ReplicaStatus } from '../../model/replica.js';
 import { getJson } from '../../store/json.js';
 import { NotFoundError } from '../../errors.js';
 import { openEnv } from '../../secrets.js';
+import { metrics } from '../../metrics.js';
 
-const NodeName = Type.Object({ node: Type.String({ pattern: NODE_NAME }) }, { additionalProperties: false });
 const AssignmentsQuery = Type.Object(
   {
     node: Type.String({ pattern: NODE_NAME }),
@@ -77,6 +77,13 @@ class AssignmentVersions {
   }
 }
 
+/** Writes only what matters: Docker up/down, or the log disk's use moving by a percent point or more. */
+function healthChanged(prev: NodeHealth | undefined, cur: NodeHealthReport): boolean {
+  if (!prev || prev.docker.up !== cur.docker.up || prev.docker.error !== cur.docker.error) return true;
+  const used = (d?: NodeHealthReport['logDisk']) => (d && d.sizeBytes > 0 ? Math.floor((100 * (d.sizeBytes - d.freeBytes)) / d.sizeBytes) : -1);
+  return used(prev.logDisk) !== used(cur.logDisk) || prev.logDisk?.path !== cur.logDisk?.path;
+}
+
 export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store, cache } = ctx;
   const versions = new AssignmentVersions();
@@ -97,6 +104,7 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       registeredAt: prev?.value.registeredAt ?? new Date().toISOString(),
       dockerVersion: body.dockerVersion,
       agentVersion: body.agentVersion,
+      ...(body.metricsUrl ? { metricsUrl: body.metricsUrl } : {}),
     };
     await store.txn({
       compare: [],
@@ -110,12 +118,16 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return { node: body.name, leaseTtl: ctx.nodeLeaseTtl };
   });
 
-  app.post('/v1/agent/heartbeat', { schema: { tags: ['agent'], summary: 'Keep the node lease alive', body: NodeName } }, async (req) => {
-    const { node } = req.body as { node: string };
+  app.post('/v1/agent/heartbeat', { schema: { tags: ['agent'], summary: 'Keep the node lease alive; report host health', body: NodeHeartbeat } }, async (req) => {
+    const { node, health } = req.body as { node: string; health?: NodeHealthReport };
     const n = await getJson<Node>(store, K.node(node));
     if (!n) throw new NotFoundError(`node ${node} not registered`);
     const ttl = await store.keepAlive(n.value.lease); // NotFound when expired: the agent re-registers
     if (!(await store.get(K.alive(node)))) throw new NotFoundError(`node ${node} lease lost`);
+    metrics.heartbeats.inc({ node });
+    if (health && healthChanged(cache.get<NodeHealth>(K.nodeHealth(node)), health)) {
+      await store.put(K.nodeHealth(node), JSON.stringify({ ...health, node, reportedAt: new Date().toISOString() } satisfies NodeHealth));
+    }
     return { leaseTtl: ttl };
   });
 
