@@ -137,7 +137,7 @@ export class Agent {
       memory: this.opts.memory ?? os.totalmem(),
       dockerVersion: await this.runtime.version(),
       agentVersion: '0.1.0',
-    });
+    }, { timeoutMs: 10_000, idempotent: true });
     this.leaseTtl = res.leaseTtl;
     this.log.info({ node: this.opts.node }, 'registered');
   }
@@ -150,20 +150,30 @@ export class Agent {
   }
 
   private async heartbeatLoop(): Promise<void> {
+    let ok = true;
     while (this.running) {
-      await this.sleep((this.leaseTtl * 1000) / 3);
+      // After a failure, try again soon (another server may answer) rather than a third of the TTL later.
+      await this.sleep(ok ? (this.leaseTtl * 1000) / 3 : 1000);
       if (!this.running) return;
       try {
-        await this.client.post('/v1/agent/heartbeat', { node: this.opts.node });
+        // A heartbeat that takes more than a fraction of the lease is as good as lost: try the next server.
+        await this.client.post('/v1/agent/heartbeat', { node: this.opts.node }, { timeoutMs: this.heartbeatDeadlineMs(), idempotent: true });
+        ok = true;
       } catch (err) {
+        ok = false;
         if (err instanceof NotFoundError) {
           this.log.warn('node lease lost; registering again');
-          await this.register().catch((e) => this.log.warn({ err: (e as Error).message }, 'register failed'));
+          await this.register().then(() => (ok = true), (e) => this.log.warn({ err: (e as Error).message }, 'register failed'));
         } else {
           this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
         }
       }
     }
+  }
+
+  /** Deadline of one heartbeat attempt at one server: a fifth of the lease TTL, at least 1 s. */
+  private heartbeatDeadlineMs(): number {
+    return Math.max(1000, (this.leaseTtl * 1000) / 5);
   }
 
   private async assignmentLoop(): Promise<void> {
@@ -207,7 +217,7 @@ export class Agent {
   }
 
   private async event(object: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    await this.client.post('/v1/agent/events', { object, type, reason, message }).catch(() => {});
+    await this.client.post('/v1/agent/events', { object, type, reason, message }, { timeoutMs: 10_000, idempotent: true }).catch(() => {});
   }
 
   /** Cores no cpuset replica owns; '' when none are owned (then Docker's default: all). */

@@ -6,6 +6,7 @@ import type { TokenAuth, Role } from './auth.js';
 import type { Logger } from '../log.js';
 import type { SecretBox } from '../secrets.js';
 import type { Provisioning } from '../machine/provisioning.js';
+import type { StoreProbe } from '../store/probe.js';
 
 /** What route modules get; nothing else reaches them. */
 export interface ApiContext {
@@ -19,6 +20,8 @@ export interface ApiContext {
   nodeLeaseTtl: number;
   /** Bare-metal provisioning (machines, config center); routes are mounted when set. */
   machines?: Provisioning;
+  /** Whether the store answers (for /readyz; agent routes answer 503 at once when it does not). */
+  probe?: StoreProbe;
 }
 
 declare module 'fastify' {

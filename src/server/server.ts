@@ -21,6 +21,8 @@ import { createLogger, type Logger } from '../log.js';
 import { InputError } from '../errors.js';
 import { SecretBox, SERVICE_SECRET_KEY_FILE } from '../secrets.js';
 import { Provisioning, type ProvisioningOptions } from '../machine/provisioning.js';
+import { StoreProbe } from '../store/probe.js';
+import { K } from '../model/keys.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -32,8 +34,10 @@ export interface ServerOptions {
   nodeLeaseTtl?: number;
   /** Key file for service secrets; servers of one cluster must share it. Default <dataDir>/service-secrets.key. */
   secretKeyFile?: string;
-  /** Leader lease TTL in seconds. */
+  /** Leader lease TTL in seconds (default 2: a dead leader is replaced within ~2.5 s). */
   leaderTtl?: number;
+  /** How often the leader renews its lease, ms (default TTL/8). */
+  leaderRenewMs?: number;
   /** Bare-metal provisioning: TFTP root, the URL machines use, reaper interval/max age, OS profiles, BMC options. */
   machines?: ProvisioningOptions;
   log?: Logger;
@@ -52,6 +56,7 @@ export class KiverServer {
     private readonly pruneTimer: NodeJS.Timeout,
     readonly election: LeaderElection,
     readonly machines: Provisioning,
+    private readonly probe: StoreProbe,
   ) {}
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
@@ -68,7 +73,9 @@ export class KiverServer {
     const nodes = new NodeIndex(cache);
     // Placeholder until the URL is known; the election reads it when it campaigns.
     const me = { id: randomUUID(), url: '' };
-    const election = new LeaderElection(store, me, log, opts.leaderTtl ?? 10);
+    const election = new LeaderElection(store, me, log, { ttlSeconds: opts.leaderTtl ?? 2, renewMs: opts.leaderRenewMs });
+    const probe = new StoreProbe(store, K.leader);
+    probe.start();
     const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence());
     const nodeController = new NodeController(cache, nodes, events);
     const secrets = opts.secretKeyFile
@@ -76,7 +83,7 @@ export class KiverServer {
       : await SecretBox.loadOrCreate(opts.dataDir, SERVICE_SECRET_KEY_FILE);
     // BMC passwords are sealed with the same (cluster-shared) key, bound to machine/<name>/bmc.
     const machines = new Provisioning(store, secrets, log, opts.dataDir, opts.machines);
-    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines });
+    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines, probe });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -84,24 +91,31 @@ export class KiverServer {
     me.url = url;
     machines.setServerUrl(url);
     // Only the leader runs controllers; every server serves the API.
-    election.on('elected', () => {
+    // Leading can pause and resume quickly (see leader.ts): one start/stop at a time, in order.
+    let transition = Promise.resolve();
+    const serially = (fn: () => void | Promise<void>) => {
+      transition = transition.then(fn).catch((err) => log.warn({ err: (err as Error).message }, 'controller start/stop failed'));
+    };
+    election.on('elected', () => serially(() => {
+      if (!election.isLeader) return;
       controller.start();
       nodeController.start();
       machines.startReaper();
-    });
-    election.on('deposed', () => {
+    }));
+    election.on('deposed', () => serially(async () => {
       nodeController.stop();
-      void controller.stop();
       machines.stopReaper();
-    });
+      await controller.stop();
+    }));
     await election.start();
     const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, probe);
   }
 
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
+    this.probe.stop();
     await this.election.stop();
     this.machines.stopReaper();
     this.nodeController.stop();
