@@ -96,10 +96,12 @@ try {
   for (let i = 0; i < TRIALS; i++) {
     const leader = await leaderOf(admin, servers);
     const t0 = Date.now();
-    await leader.kill('SIGTERM');
+    const exited = leader.kill('SIGTERM');
     await firstSuccess(create);
     await placed(admin, `f${n - 1}`);
     handover.push(Date.now() - t0);
+    await exited;
+    if (process.env.BENCH_DEBUG) console.error(`  SIGTERM → exit ${Date.now() - t0} ms`);
     await leader.start();
   }
 

@@ -10,7 +10,7 @@ import { ApiClient } from '../client/api-client.js';
 import { NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createLogger } from '../log.js';
-import type { Replica, ReplicaState, ReplicaStatus } from '../model/replica.js';
+import { START_FAILED, type Replica, type ReplicaState, type ReplicaStatus } from '../model/replica.js';
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
@@ -44,6 +44,10 @@ type StatusReport = Omit<ReplicaStatus, 'node' | 'updatedAt'> & { service: strin
 
 const CRASHLOOP_RESTARTS = 3;
 const CRASHLOOP_WINDOW_MS = 60_000;
+/** Containers of one incarnation Docker would not start before the replica is `failed`. */
+export const START_ATTEMPTS = 3;
+/** A container still in Docker's `Created` state this long after the agent first saw it is stuck. */
+const CREATED_DEADLINE_MS = 30_000;
 
 export class Agent {
   readonly runtime: DockerRuntime;
@@ -66,6 +70,10 @@ export class Agent {
    * and `docker start` resets RestartCount to 0, so the agent carries the count.
    */
   private readonly restartBase = new Map<string, number>();
+  /** Per incarnation: containers Docker would not start, and the last reason. */
+  private readonly startFailures = new Map<string, { count: number; lastError: string }>();
+  /** Container id → when the agent first saw it in `Created` (performance.now()). */
+  private readonly createdSince = new Map<string, number>();
   private readonly loops: Promise<void>[] = [];
   private pollAbort = new AbortController();
   private guard?: LogGuard;
@@ -144,8 +152,9 @@ export class Agent {
 
   private async sleep(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.pollAbort.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+      const onAbort = () => { clearTimeout(t); resolve(); };
+      const t = setTimeout(() => { this.pollAbort.signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+      this.pollAbort.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
@@ -277,14 +286,24 @@ export class Agent {
         c = undefined;
         this.restarts.delete(id);
       }
+      const incarnation = `${id}@${r.uid}@${r.generation}`;
+      const gaveUp = this.startFailures.get(incarnation);
+      if (gaveUp && gaveUp.count >= START_ATTEMPTS) {
+        // Given up on this incarnation; the controller places it anew (new uid, fresh ports).
+        if (c) await this.runtime.remove(c.id).catch(() => {});
+        reports.push({ ...base, state: 'failed', restartCount: 0, lastError: gaveUp.lastError });
+        counts.set('failed', (counts.get('failed') ?? 0) + 1);
+        continue;
+      }
       let containerId = c?.id;
+      let created = false;
       if (!containerId) {
         try {
           await this.runtime.ensureImage(r.spec.image);
           const dirs = await ensureDirs(this.opts, r.service, r.ordinal);
           containerId = await this.runtime.create(r, dirs, pool);
+          created = true;
           metrics.agentActions.inc({ action: 'create' });
-          void this.event(`replica/${id}`, 'Normal', 'Started', `container ${name} started on ${this.opts.node}`);
         } catch (err) {
           const msg = (err as Error).message;
           const reason = err instanceof ImageMissingError ? 'ImageMissing' : 'CreateFailed';
@@ -296,17 +315,46 @@ export class Agent {
       }
       let s = await this.runtime.inspect(containerId);
       if (!s) continue; // removed under us; the next pass recreates it
-      const incarnation = `${id}@${r.uid}@${r.generation}`;
       if (!this.restartBase.has(incarnation)) {
         this.restartBase.set(incarnation, Math.max(0, ((r as { lastRestartCount?: number }).lastRestartCount ?? 0) - s.restartCount));
       }
+      if (s.status === 'created' && !this.createdSince.has(containerId)) this.createdSince.set(containerId, performance.now());
       if (!s.running && !s.restarting && (s.status === 'exited' || s.status === 'created')) {
-        // Stopped from outside or left stopped by a daemon restart: desired state is running.
+        // Just created, stopped from outside, or left stopped (or half-started) by a daemon restart:
+        // desired state is running.
+        const stuck = s.status === 'created' && !created && performance.now() - this.createdSince.get(containerId)! > CREATED_DEADLINE_MS;
         if (s.status === 'exited') this.restartBase.set(incarnation, this.restartBase.get(incarnation)! + s.restartCount + 1);
-        await this.runtime.start(containerId).catch(() => {});
-        metrics.agentActions.inc({ action: 'start' });
-        void this.event(`replica/${id}`, 'Normal', 'Restarted', `container ${name} was stopped (exit code ${s.exitCode}); started it again`);
-        s = (await this.runtime.inspect(containerId)) ?? s;
+        let startError: string | undefined;
+        try {
+          await this.runtime.start(containerId);
+          metrics.agentActions.inc({ action: 'start' });
+          if (stuck) startError = 'container stuck in Created (never started) after a successful start call';
+        } catch (err) {
+          startError = (err as Error).message;
+        }
+        const after = startError ? undefined : await this.runtime.inspect(containerId);
+        if (!startError && after?.status === 'created' && stuck) startError = `container stuck in Created for over ${CREATED_DEADLINE_MS / 1000} s`;
+        if (startError) {
+          // Never swallowed: the cause goes to the status and one event; the container is
+          // removed so the next pass creates a fresh one (Docker allocates its ports anew).
+          const f = { count: (this.startFailures.get(incarnation)?.count ?? 0) + 1, lastError: `${START_FAILED}${startError}` };
+          this.startFailures.set(incarnation, f);
+          this.createdSince.delete(containerId);
+          await this.runtime.remove(containerId).catch(() => {});
+          const prefix = s.status === 'exited' ? `container ${name} was stopped (exit code ${s.exitCode}); ` : `container ${name}: `;
+          const last = f.count >= START_ATTEMPTS ? ` (gave up after ${f.count} containers; the replica is failed)` : '';
+          void this.event(`replica/${id}`, 'Warning', 'StartFailed', `${prefix}${f.lastError}${last}`);
+          const state = f.count >= START_ATTEMPTS ? 'failed' : 'creating';
+          reports.push({ ...base, state, restartCount: 0, lastError: f.lastError });
+          counts.set(state, (counts.get(state) ?? 0) + 1);
+          continue;
+        }
+        this.createdSince.delete(containerId);
+        this.startFailures.delete(incarnation);
+        void this.event(`replica/${id}`, 'Normal', s.status === 'exited' ? 'Restarted' : 'Started', s.status === 'exited'
+          ? `container ${name} was stopped (exit code ${s.exitCode}); started it again`
+          : `container ${name} started on ${this.opts.node}`);
+        s = after ?? s;
       }
       s = { ...s, restartCount: s.restartCount + this.restartBase.get(incarnation)! };
       if (r.spec.cpuPolicy !== 'cpuset' && s.cpusetCpus !== pool && !(pool === '' && s.cpusetCpus === '')) {

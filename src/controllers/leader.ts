@@ -164,7 +164,7 @@ export class LeaderElection extends EventEmitter {
   async stop(): Promise<void> {
     this.running = false;
     clearInterval(this.timer);
-    await this.watch?.cancel().catch(() => {});
+    // Hand over first (a planned restart should not make the others wait), then tidy up.
     if (this.isLeader || this.heldRevision) {
       const rev = this.leaderRevision || this.heldRevision;
       const was = this.isLeader;
@@ -174,5 +174,6 @@ export class LeaderElection extends EventEmitter {
       await this.store.txn({ compare: [{ key: LEADER_KEY, modRevision: rev }], success: [{ type: 'delete', key: LEADER_KEY }] }).catch(() => {});
       await this.store.revokeLease(this.lease).catch(() => {});
     }
+    await this.watch?.cancel().catch(() => {});
   }
 }

@@ -14,7 +14,7 @@ import type { Logger } from '../log.js';
 import { K } from '../model/keys.js';
 import { replicaId } from '../model/names.js';
 import type { Service } from '../model/service.js';
-import type { ContainerSpec, Replica, ReplicaStatus } from '../model/replica.js';
+import { START_FAILED, type ContainerSpec, type Replica, type ReplicaStatus } from '../model/replica.js';
 import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
 import { addToAlloc, place, removeFromAlloc, unfit, type Placement, type PlacementRequest } from '../scheduler/placement.js';
 import { metrics } from '../metrics.js';
@@ -372,29 +372,34 @@ export class ServiceController {
       const cand = this.nodes.get(r.node);
       const node = this.cache.get<Node>(K.node(r.node));
       const lost = !cand || !cand.ready;
-      if (!lost && !node?.drain) continue;
+      // Docker would not start it there (the agent gave up on fresh containers): place it anew.
+      const st = this.statusOf(name, r.ordinal);
+      const startFailed = !lost && !svc.spec.localData && st?.uid === r.uid && st.generation === r.generation &&
+        st.state === 'failed' && (st.lastError?.startsWith(START_FAILED) ?? false);
+      if (!lost && !node?.drain && !startFailed) continue;
       if (svc.spec.localData) {
         await this.events.record(`replica/${id}`, 'Warning', lost ? 'BoundToLostNode' : 'DrainBlocked',
           `replica owns local data on ${r.node}; it stays there until a service-level failover moves it`);
         continue;
       }
-      if (lost) {
+      if (lost || startFailed) {
         const wait = rescheduleDelayMs(r.reschedule?.count ?? 0) - (Date.now() - Date.parse(r.reschedule?.lastAt ?? '1970-01-01'));
         if (wait > 0) {
           setTimeout(() => this.mark(name), wait + 10).unref();
           continue;
         }
-        await this.move(svc, e, `node ${r.node} lost`);
+        await this.move(svc, e, lost ? `node ${r.node} lost` : `${st!.lastError} on ${r.node}`, true);
         continue;
       }
       const pastDeadline = Date.now() > Date.parse(node!.drain!.deadline);
       if (!pastDeadline && active.some((o) => o !== e && !this.isUp(name, o.value))) continue;
-      await this.move(svc, e, `node ${r.node} draining`);
+      await this.move(svc, e, `node ${r.node} draining`, false);
       if (!pastDeadline) return; // at most one replica of this service down at a time
     }
   }
 
-  private async move(svc: Service, e: Entry<Replica>, why: string): Promise<void> {
+  /** Re-places a replica (a new incarnation); `backoff`: counts toward the delay before the next such move. */
+  private async move(svc: Service, e: Entry<Replica>, why: string, backoff: boolean): Promise<void> {
     const name = svc.spec.name;
     const r = e.value;
     const id = replicaId(name, r.ordinal);
@@ -413,19 +418,23 @@ export class ServiceController {
       node: to,
       generation: svc.generation,
       spec: containerSpecFor(svc, res.placement),
-      reschedule: { count: (r.reschedule?.count ?? 0) + (why.endsWith('lost') ? 1 : 0), lastAt: new Date().toISOString() },
+      reschedule: { count: (r.reschedule?.count ?? 0) + (backoff ? 1 : 0), lastAt: new Date().toISOString() },
     };
+    const freed = removeFromAlloc(from.value, id, usage(r.spec));
+    // The same node again (placed anew there with fresh ports): one allocation write.
+    const allocOps: Op[] = to === r.node
+      ? [{ type: 'put', key: K.alloc(to), value: JSON.stringify(addToAlloc(freed, id, req, res.placement)) }]
+      : [
+          { type: 'put', key: K.alloc(r.node), value: JSON.stringify(freed) },
+          { type: 'put', key: K.alloc(to), value: JSON.stringify(addToAlloc(dest.value, id, req, res.placement)) },
+        ];
     const ok = await this.commit(
       [
         { key: K.replica(name, r.ordinal), modRevision: e.modRevision },
         { key: K.alloc(r.node), modRevision: from.modRevision },
-        { key: K.alloc(to), modRevision: dest.modRevision },
+        ...(to === r.node ? [] : [{ key: K.alloc(to), modRevision: dest.modRevision }]),
       ],
-      [
-        { type: 'put', key: K.replica(name, r.ordinal), value: JSON.stringify(moved) },
-        { type: 'put', key: K.alloc(r.node), value: JSON.stringify(removeFromAlloc(from.value, id, usage(r.spec))) },
-        { type: 'put', key: K.alloc(to), value: JSON.stringify(addToAlloc(dest.value, id, req, res.placement)) },
-      ],
+      [{ type: 'put', key: K.replica(name, r.ordinal), value: JSON.stringify(moved) }, ...allocOps],
     );
     if (!ok) this.conflict(name);
     metrics.placements.inc();

@@ -57,6 +57,13 @@ export interface ReplicaStatus {
   updatedAt: string;
 }
 
+/**
+ * How the agent's lastError begins when Docker would not start the replica's container
+ * (after START_ATTEMPTS tries with a fresh container each): the controller then places
+ * the replica anew (fresh host ports, another node when one fits).
+ */
+export const START_FAILED = 'start failed: ';
+
 /** A replica with its status, as the API returns it. */
 export interface ReplicaView {
   id: string;

@@ -144,6 +144,7 @@ export class DockerRuntime {
     );
   }
 
+  /** Creates the replica's container (not started: start() is separate so its error is its own). */
   async create(r: Replica, dirs: { data: string; log: string }, sharedPool: string): Promise<string> {
     const spec = r.spec;
     const exposed: Record<string, object> = {};
@@ -184,7 +185,6 @@ export class DockerRuntime {
         ...cpuConfig(spec, sharedPool),
       },
     });
-    await c.start();
     return c.id;
   }
 
