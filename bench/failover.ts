@@ -145,6 +145,12 @@ try {
       const other = new ApiClient({ servers: [nsServers.find((s) => s !== leader)!.url], token, timeoutMs: 3000 });
       const name = `p${i}`;
       await firstSuccess(() => other.post('/v1/services', { name, image: 'kiver/busybox', replicas: 1, cpu: 0.01, memory: 2 ** 23 }));
+      if (process.env.BENCH_DEBUG) {
+        await firstSuccess(async () => {
+          if ((await other.get<{ url: string }>('/v1/cluster/leader')).url === leader.url) throw new Error('same leader');
+        });
+        console.error(`  cut → new leader key ${Date.now() - t0} ms`);
+      }
       await placed(other, name);
       cut.push(Date.now() - t0);
     } finally {

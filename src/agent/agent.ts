@@ -74,6 +74,18 @@ export class Agent {
   private readonly startFailures = new Map<string, { count: number; lastError: string }>();
   /** Container id → when the agent first saw it in `Created` (performance.now()). */
   private readonly createdSince = new Map<string, number>();
+  /**
+   * The disconnect policy, on this process's monotonic clock: when the last heartbeat (or
+   * register) that succeeded was sent; whether every server has been out of reach for a
+   * node grace since (then `wait` replicas are held stopped); when contact came back and
+   * when the assignments in hand were asked for — only assignments asked for after the
+   * return may start a `wait` replica again (older ones may predate its move).
+   */
+  private lastContact = performance.now();
+  private cutOff = false;
+  private contactBackAt = 0;
+  private assignmentsSentAt = 0;
+  private pollCycle = new AbortController();
   private readonly loops: Promise<void>[] = [];
   private pollAbort = new AbortController();
   private guard?: LogGuard;
@@ -115,6 +127,7 @@ export class Agent {
       this.watchdog.start();
     }
     this.loops.push(this.heartbeatLoop(), this.assignmentLoop());
+    this.timers.push(setInterval(() => this.checkContact(), 250).unref());
     this.timers.push(setInterval(() => this.kick(), this.opts.resyncMs ?? 10_000).unref());
   }
 
@@ -130,6 +143,7 @@ export class Agent {
     this.running = false;
     await this.watchdog?.stop();
     this.pollAbort.abort();
+    this.pollCycle.abort();
     for (const t of this.timers) clearInterval(t);
     this.dockerEvents?.stop();
     await Promise.allSettled(this.loops);
@@ -138,6 +152,7 @@ export class Agent {
   }
 
   private async register(): Promise<void> {
+    const sent = performance.now();
     const res = await this.client.post<{ leaseTtl: number }>('/v1/agent/register', {
       name: this.opts.node,
       address: this.opts.address,
@@ -147,6 +162,7 @@ export class Agent {
       agentVersion: '0.1.0',
     }, { timeoutMs: 10_000, idempotent: true });
     this.leaseTtl = res.leaseTtl;
+    this.contact(sent);
     this.log.info({ node: this.opts.node }, 'registered');
   }
 
@@ -166,7 +182,9 @@ export class Agent {
       if (!this.running) return;
       try {
         // A heartbeat that takes more than a fraction of the lease is as good as lost: try the next server.
+        const sent = performance.now();
         await this.client.post('/v1/agent/heartbeat', { node: this.opts.node }, { timeoutMs: this.heartbeatDeadlineMs(), idempotent: true });
+        this.contact(sent);
         ok = true;
       } catch (err) {
         ok = false;
@@ -180,6 +198,32 @@ export class Agent {
     }
   }
 
+  /** A heartbeat or register sent at `sent` succeeded. */
+  private contact(sent: number): void {
+    this.lastContact = Math.max(this.lastContact, sent);
+    if (!this.cutOff) return;
+    this.cutOff = false;
+    this.contactBackAt = performance.now();
+    this.log.warn('a server answers again; asking for fresh assignments before starting held replicas');
+    this.pollCycle.abort(); // the long poll in flight may be stale
+  }
+
+  /**
+   * Every server out of reach for a node grace (the lease may have lapsed, and the server
+   * may move `wait` replicas after a margin): stop them here first.
+   */
+  private checkContact(): void {
+    if (this.cutOff || performance.now() - this.lastContact <= this.leaseTtl * 1000) return;
+    this.cutOff = true;
+    this.log.warn({ graceSeconds: this.leaseTtl }, 'no server reachable for a node grace; stopping replicas whose service says on-node-lost wait');
+    this.kick();
+  }
+
+  /** Whether `wait` replicas must stay stopped: cut off, or back but without assignments asked for since. */
+  private holdingWait(): boolean {
+    return this.cutOff || this.assignmentsSentAt < this.contactBackAt;
+  }
+
   /** Deadline of one heartbeat attempt at one server: a fifth of the lease TTL, at least 1 s. */
   private heartbeatDeadlineMs(): number {
     return Math.max(1000, (this.leaseTtl * 1000) / 5);
@@ -190,13 +234,23 @@ export class Agent {
       try {
         const q = new URLSearchParams({ node: this.opts.node, wait: '25' });
         if (this.index) q.set('index', this.index);
-        const res = await this.client.get<{ index: string; replicas: Replica[] }>(`/v1/agent/assignments?${q}`, { timeoutMs: 35_000 });
+        if (this.assignmentsSentAt < this.contactBackAt) {
+          q.delete('index'); // answer at once
+          q.set('fresh', 'true');
+        }
+        if (this.pollCycle.signal.aborted) this.pollCycle = new AbortController();
+        const sent = performance.now();
+        const res = await this.client.get<{ index: string; replicas: Replica[] }>(`/v1/agent/assignments?${q}`, {
+          timeoutMs: 35_000, signal: this.pollCycle.signal,
+        });
         if (!this.running) return;
+        this.assignmentsSentAt = sent;
         this.index = res.index;
         this.assignments = res.replicas;
         this.kick();
       } catch (err) {
         if (!this.running) return;
+        if (this.pollCycle.signal.aborted) continue; // contact came back: ask again at once
         this.log.warn({ err: (err as Error).message }, 'fetching assignments failed; retrying');
         await this.sleep(1000);
       }
@@ -285,6 +339,15 @@ export class Agent {
         metrics.agentActions.inc({ action: 'replace' });
         c = undefined;
         this.restarts.delete(id);
+      }
+      if (r.spec.onNodeLost === 'wait' && this.holdingWait()) {
+        // At most one copy: the server may have moved it meanwhile. Data stays; nothing reported.
+        if (c && ['running', 'restarting', 'paused'].includes(c.state)) {
+          await this.runtime.stop(c.id).catch((err) => this.log.warn({ replica: id, err: (err as Error).message }, 'stopping a held replica failed'));
+          metrics.agentActions.inc({ action: 'stop' });
+          this.log.warn({ replica: id }, 'stopped: no server reachable and its service says on-node-lost wait');
+        }
+        continue;
       }
       const incarnation = `${id}@${r.uid}@${r.generation}`;
       const gaveUp = this.startFailures.get(incarnation);

@@ -25,6 +25,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Safe to send again to another server after a timeout or a 5xx (default: GET, PUT, DELETE). */
   idempotent?: boolean;
+  /** Aborts the request (no other server is tried then). */
+  signal?: AbortSignal;
 }
 
 const BACKOFF_MIN_MS = 250;
@@ -85,9 +87,10 @@ export class ApiClient {
             ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
           },
           body: body !== undefined ? JSON.stringify(body) : undefined,
-          signal: AbortSignal.timeout(opts.timeoutMs ?? this.opts.timeoutMs ?? 30_000),
+          signal: AbortSignal.any([AbortSignal.timeout(opts.timeoutMs ?? this.opts.timeoutMs ?? 30_000), ...(opts.signal ? [opts.signal] : [])]),
         });
       } catch (err) {
+        if (opts.signal?.aborted) throw err;
         lastErr = err as Error;
         this.failed(i);
         // Refused: never sent, always safe to try elsewhere. Timed out or reset: maybe applied.

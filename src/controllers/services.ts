@@ -13,7 +13,8 @@ import type { EventRecorder } from './events.js';
 import type { Logger } from '../log.js';
 import { K } from '../model/keys.js';
 import { replicaId } from '../model/names.js';
-import type { Service } from '../model/service.js';
+import { nodeLostPolicy, type Service } from '../model/service.js';
+import { EvictionBrake, type EvictionOptions } from './eviction.js';
 import { START_FAILED, type ContainerSpec, type Replica, type ReplicaStatus } from '../model/replica.js';
 import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
 import { addToAlloc, place, removeFromAlloc, unfit, type Placement, type PlacementRequest } from '../scheduler/placement.js';
@@ -36,6 +37,14 @@ class Plan {
   readonly services = new Set<string>();
   placed = 0;
 }
+
+/**
+ * For `wait` replicas: how long after the leader saw their node NotReady before they move.
+ * The cut-off agent stops them one node grace after its last heartbeat was sent — no later
+ * than the lease expiry the leader saw — so this only has to cover the agent's reaction
+ * (a 250 ms check) and `docker stop` (2 s).
+ */
+export const WAIT_MARGIN_MS = 5_000;
 
 /** Wait before moving a replica off a lost node again: 0 for the first move, then 5 s doubling to 5 min. */
 export function rescheduleDelayMs(previousMoves: number): number {
@@ -63,6 +72,7 @@ export function containerSpecFor(svc: Service, p: Placement): ContainerSpec {
     cpu: s.cpu,
     cpuPolicy: s.cpuPolicy,
     memory: s.memory,
+    onNodeLost: nodeLostPolicy(s),
   };
   if (p.cpuset) spec.cpuset = p.cpuset;
   return spec;
@@ -92,7 +102,12 @@ export class ServiceController {
     private readonly placementLimit = 32,
     /** The leader fence every write carries (see leader.ts); none when running alone in a test. */
     private readonly fence?: () => Compare | undefined,
-  ) {}
+    eviction: EvictionOptions = {},
+  ) {
+    this.brake = new EvictionBrake(nodes, events, eviction);
+  }
+
+  private readonly brake: EvictionBrake;
 
   start(): void {
     this.running = true;
@@ -127,6 +142,7 @@ export class ServiceController {
     else if (c.key.startsWith(K.statuses)) this.mark(c.key.slice(K.statuses.length).split('/')[0]);
     else if (c.key.startsWith(K.nodes) || c.key.startsWith(K.alives)) {
       // Readiness, cordon or drain changed: replicas may have to move, pending ones may fit.
+      this.brake.holding();
       this.markAll();
     } else if (c.key.startsWith(K.allocs) && !c.kv) {
       for (const s of this.pending) this.mark(s);
@@ -273,6 +289,7 @@ export class ServiceController {
     if (pending) this.pending.add(name);
     else this.pending.delete(name);
     await this.moveAway(svc, this.replicasOf(name));
+    await this.syncPolicy(svc, this.replicasOf(name));
 
     await this.rollOne(svc, this.replicasOf(name));
   }
@@ -383,12 +400,28 @@ export class ServiceController {
         continue;
       }
       if (lost || startFailed) {
+        if (lost && this.brake.holding()) continue; // most nodes gone at once: suspect ourselves, move nothing
+        if (lost && nodeLostPolicy(svc.spec) === 'wait') {
+          const left = WAIT_MARGIN_MS - this.brake.lostForMs(r.node);
+          if (left > 0) {
+            setTimeout(() => this.mark(name), left + 10).unref();
+            continue;
+          }
+        }
         const wait = rescheduleDelayMs(r.reschedule?.count ?? 0) - (Date.now() - Date.parse(r.reschedule?.lastAt ?? '1970-01-01'));
         if (wait > 0) {
           setTimeout(() => this.mark(name), wait + 10).unref();
           continue;
         }
-        await this.move(svc, e, lost ? `node ${r.node} lost` : `${st!.lastError} on ${r.node}`, true);
+        if (lost) {
+          const token = this.brake.take();
+          if (!token.ok) {
+            setTimeout(() => this.mark(name), token.retryMs).unref();
+            continue;
+          }
+          metrics.evictions.inc();
+        }
+        await this.move(svc, e, lost ? `node ${r.node} lost` : `${st!.lastError} on ${r.node}`, true, lost);
         continue;
       }
       const pastDeadline = Date.now() > Date.parse(node!.drain!.deadline);
@@ -399,7 +432,7 @@ export class ServiceController {
   }
 
   /** Re-places a replica (a new incarnation); `backoff`: counts toward the delay before the next such move. */
-  private async move(svc: Service, e: Entry<Replica>, why: string, backoff: boolean): Promise<void> {
+  private async move(svc: Service, e: Entry<Replica>, why: string, backoff: boolean, lost = false): Promise<void> {
     const name = svc.spec.name;
     const r = e.value;
     const id = replicaId(name, r.ordinal);
@@ -433,12 +466,25 @@ export class ServiceController {
         { key: K.replica(name, r.ordinal), modRevision: e.modRevision },
         { key: K.alloc(r.node), modRevision: from.modRevision },
         ...(to === r.node ? [] : [{ key: K.alloc(to), modRevision: dest.modRevision }]),
+        // Off a lost node only while it is still lost: an agent that came back meanwhile keeps it.
+        ...(lost ? [{ key: K.alive(r.node), modRevision: 0 }] : []),
       ],
       [{ type: 'put', key: K.replica(name, r.ordinal), value: JSON.stringify(moved) }, ...allocOps],
     );
     if (!ok) this.conflict(name);
     metrics.placements.inc();
     await this.events.record(`replica/${id}`, 'Normal', 'Rescheduled', `${why}: moved from ${r.node} to ${to}`);
+  }
+
+  /** Carries a changed disconnect policy to the agents (the container stays: no new generation). */
+  private async syncPolicy(svc: Service, replicas: Map<number, Entry<Replica>>): Promise<void> {
+    const policy = nodeLostPolicy(svc.spec);
+    for (const e of replicas.values()) {
+      if (e.value.desired !== 'run' || e.value.spec.onNodeLost === policy) continue;
+      const key = K.replica(svc.spec.name, e.value.ordinal);
+      const r: Replica = { ...e.value, spec: { ...e.value.spec, onNodeLost: policy } };
+      if (!(await this.commit([{ key, modRevision: e.modRevision }], [{ type: 'put', key, value: JSON.stringify(r) }]))) this.conflict(svc.spec.name);
+    }
   }
 
   /** Rolling update: moves one replica to the new generation at a time, only while all others run. */

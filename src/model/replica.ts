@@ -1,4 +1,4 @@
-import type { CpuPolicy } from './service.js';
+import type { CpuPolicy, OnNodeLost } from './service.js';
 
 /** What the agent runs for one replica; derived from the service spec by the controller. */
 export interface ContainerSpec {
@@ -13,6 +13,8 @@ export interface ContainerSpec {
   /** Exclusive cores for cpuPolicy cpuset, chosen by the scheduler. */
   cpuset?: number[];
   memory: number;
+  /** The service's disconnect policy; with `wait` the agent stops the container when it has lost every server. */
+  onNodeLost?: OnNodeLost;
 }
 
 /**

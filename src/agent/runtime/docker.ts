@@ -192,6 +192,16 @@ export class DockerRuntime {
     await this.docker.getContainer(id).start();
   }
 
+  /** Stops a container (SIGTERM, SIGKILL after `seconds`); it stays, with its data, for a later start. */
+  async stop(id: string, seconds = 2): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: seconds });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304 && code !== 404) throw err; // 304: already stopped
+    }
+  }
+
   async updateCpuset(id: string, cpus: string): Promise<void> {
     await this.docker.getContainer(id).update({ CpusetCpus: cpus });
   }
