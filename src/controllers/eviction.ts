@@ -4,7 +4,9 @@
  * - the brake: when more than `threshold` (default 55 %) of the registered nodes are
  *   NotReady, the control plane suspects itself (a server cut off from its store, a
  *   network fault) rather than the nodes: it marks them but moves nothing, and says so
- *   once (an event and the kiver_eviction_brake gauge) until enough nodes are back;
+ *   once (an event and the kiver_eviction_brake gauge) until enough nodes are back, and
+ *   then for one more settle window (a node grace): the others come back within it, so the
+ *   first nodes back do not receive every stranded replica;
  * - otherwise moves off lost nodes go at a bounded rate (a token bucket);
  * - how long each node has been seen lost, on this process's monotonic clock, counted
  *   from when this leader first saw it NotReady (a new leader starts counting afresh:
@@ -17,6 +19,8 @@ import { metrics } from '../metrics.js';
 export interface EvictionOptions {
   /** Fraction of NotReady nodes above which nothing moves (0..1). */
   threshold?: number;
+  /** After the brake releases, keep holding this long (ms) so the other nodes can return. */
+  settleMs?: number;
   /** Moves off lost nodes per second, and the burst allowed at once. */
   ratePerSecond?: number;
   burst?: number;
@@ -28,7 +32,10 @@ export class EvictionBrake {
   private readonly burst: number;
   private tokens: number;
   private refilledAt = performance.now();
+  private readonly settleMs: number;
   private engaged = false;
+  private over = false;
+  private releasedAt = -Infinity;
   private readonly lostSince = new Map<string, number>();
 
   constructor(private readonly nodes: NodeIndex, private readonly events: EventRecorder, opts: EvictionOptions = {}) {
@@ -36,6 +43,7 @@ export class EvictionBrake {
     this.rate = opts.ratePerSecond ?? 2;
     this.burst = opts.burst ?? 10;
     this.tokens = this.burst;
+    this.settleMs = opts.settleMs ?? 30_000;
   }
 
   /** True while too many nodes are NotReady to trust that they are gone (records the transition once). */
@@ -51,16 +59,32 @@ export class EvictionBrake {
       lost++;
       if (!this.lostSince.has(n.name)) this.lostSince.set(n.name, now);
     }
-    const hold = all.length > 1 && lost / all.length > this.threshold;
+    const over = all.length > 1 && lost / all.length > this.threshold;
+    if (this.over && !over) this.releasedAt = now;
+    this.over = over;
+    const hold = over || now - this.releasedAt < this.settleMs;
     if (hold !== this.engaged) {
       this.engaged = hold;
       metrics.evictionBrake.set(hold ? 1 : 0);
       const pct = Math.round((100 * lost) / all.length);
       void this.events.record('cluster/eviction', hold ? 'Warning' : 'Normal', hold ? 'EvictionPaused' : 'EvictionResumed', hold
         ? `${lost} of ${all.length} nodes (${pct} %) are not ready, over the ${Math.round(this.threshold * 100)} % threshold: suspecting the control plane or the network, moving no replicas`
-        : `${lost} of ${all.length} nodes not ready (${pct} %): moving replicas off lost nodes again`);
+        : `${lost} of ${all.length} nodes not ready (${pct} %) after a settle window: moving replicas off lost nodes again`);
     }
+    if (hold && !over) this.recheck(this.settleMs - (now - this.releasedAt));
     return hold;
+  }
+
+  /** Called when the settle window ends, so waiting moves go ahead (set by the controller). */
+  onSettled?: () => void;
+  private settleTimer?: NodeJS.Timeout;
+  private recheck(ms: number): void {
+    if (this.settleTimer) return;
+    this.settleTimer = setTimeout(() => {
+      this.settleTimer = undefined;
+      this.holding();
+      this.onSettled?.();
+    }, ms + 10).unref();
   }
 
   /** Takes one move from the rate limit; false (and when to retry, ms) when none is left. */

@@ -105,6 +105,7 @@ export class ServiceController {
     eviction: EvictionOptions = {},
   ) {
     this.brake = new EvictionBrake(nodes, events, eviction);
+    this.brake.onSettled = () => this.running && this.markAll();
   }
 
   private readonly brake: EvictionBrake;

@@ -76,14 +76,16 @@ export class KiverServer {
     const election = new LeaderElection(store, me, log, { ttlSeconds: opts.leaderTtl ?? 2, renewMs: opts.leaderRenewMs });
     const probe = new StoreProbe(store, K.leader);
     probe.start();
-    const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence());
+    const nodeLeaseTtl = opts.nodeLeaseTtl ?? 30;
+    // The brake settles for one node grace: nodes that were only cut off heartbeat again within it.
+    const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence(), { settleMs: nodeLeaseTtl * 1000 });
     const nodeController = new NodeController(cache, nodes, events);
     const secrets = opts.secretKeyFile
       ? await SecretBox.loadOrCreate(dirname(opts.secretKeyFile), basename(opts.secretKeyFile))
       : await SecretBox.loadOrCreate(opts.dataDir, SERVICE_SECRET_KEY_FILE);
     // BMC passwords are sealed with the same (cluster-shared) key, bound to machine/<name>/bmc.
     const machines = new Provisioning(store, secrets, log, opts.dataDir, opts.machines);
-    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines, probe });
+    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl, machines, probe });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
