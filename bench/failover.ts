@@ -23,7 +23,7 @@ import { FakeAgent } from '../test/harness/fake-agent.js';
 import { createHosts, sweepStale } from '../test/harness/hosts.js';
 import { cutOff, heal } from '../test/harness/partition.js';
 import { ApiClient } from '../src/client/api-client.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 5);
 /** Empty: the server's default (2 s). */

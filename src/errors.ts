@@ -1,11 +1,14 @@
 /**
- * Typed errors, mapped to HTTP status in one place (api/errors.ts) and to a
- * one-line message by the CLI. `field` is a JSON-pointer-like path of the bad input.
+ * Typed errors, mapped to HTTP status in one place (api/errors.ts), rebuilt from the
+ * response's `code` by the client (client/api-client.ts), and to a one-line message
+ * and an exit code by the CLI (cli/exit-codes.ts). `field` is a JSON-pointer-like path
+ * of the bad input; `details` are extra fields of the error body (e.g. every bad line
+ * of an import). The one class in src/ that extends Error.
  */
 export class KiverError extends Error {
   readonly status: number = 500;
   readonly code: string = 'internal';
-  constructor(message: string, readonly field?: string) {
+  constructor(message: string, readonly field?: string, readonly details?: Record<string, unknown>) {
     super(message);
     this.name = new.target.name;
   }

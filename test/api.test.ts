@@ -13,7 +13,7 @@ import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import { K } from '../src/model/keys.js';
 import type { NodeView } from '../src/model/node.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 import { until } from './harness/kiver.js';
 
 const GiB = 1024 ** 3;

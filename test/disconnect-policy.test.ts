@@ -17,7 +17,7 @@ import { until } from './harness/kiver.js';
 import { KiverServer } from '../src/server/server.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 
 const GRACE_S = 5;
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { KiverServer } from '../src/server/server.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 import type { NodeView } from '../src/model/node.js';
 import type { KiverEvent } from '../src/model/event.js';
 import { FakeAgent } from './harness/fake-agent.js';

@@ -417,14 +417,14 @@ describe('kiver guard (command)', () => {
     assert.deepEqual(tree.outNames(), ['svc.0.a~b~c~d~app.log']);
 
     const bad = run(['--root', tree.root, '--out', tree.out, '--poll-interval', 'soon']);
-    assert.equal(bad.status, 1);
+    assert.equal(bad.status, 2, "exit code 2: bad input");
     assert.match(bad.stderr, /^kiver: --poll-interval must be a number/m);
     assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
     const missing = run(['--root', path.join(tree.base, 'nope'), '--out', tree.out, '--once']);
-    assert.equal(missing.status, 1);
+    assert.equal(missing.status, 2, "exit code 2: bad input");
     assert.match(missing.stderr, /log root .* does not exist/);
     const inside = run(['--root', tree.root, '--out', tree.at('svc/0/flat'), '--once']);
-    assert.equal(inside.status, 1);
+    assert.equal(inside.status, 2, "exit code 2: bad input");
     assert.ok(!fs.existsSync(tree.at('svc/0/flat')), 'nothing created in a container directory');
   });
 });

@@ -15,7 +15,7 @@ import { FakeAgent } from './harness/fake-agent.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { openStore } from '../src/store/open.js';
 import type { Store } from '../src/store/store.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 import type { NodeView } from '../src/model/node.js';
 import type { Replica } from '../src/model/replica.js';
 

@@ -15,7 +15,7 @@ import { until } from './harness/kiver.js';
 import { KiverServer } from '../src/server/server.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 
 const GRACE_S = 5;
 const CMD = ['/bin/sh', '-c', 'echo "$KIVER_REPLICA" > /data/who; exec httpd -f -p 8080 -h /data'];

@@ -21,7 +21,7 @@ import { KiverServer } from '../src/server/server.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
 import type { NodeView } from '../src/model/node.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 
 const IMAGE = 'kiver/busybox:latest';
 

@@ -22,7 +22,7 @@ import { createLogger } from '../src/log.js';
 import { BootFileWriter } from '../src/machine/bootfiles.js';
 import { BAD_TOKEN, NOT_PENDING } from '../src/machine/config-center.js';
 import { KvMachineStore, mutateMachine } from '../src/machine/machine-store.js';
-import type { MachineView } from '../src/machine/secrets.js';
+import type { MachineView } from '../src/model/machine.js';
 import type { OsProfile } from '../src/machine/profiles/index.js';
 import { IpmiDriver } from '../src/machine/bmc/ipmi.js';
 import { KIVER_BIN, freePort, until } from './harness/kiver.js';
@@ -368,13 +368,13 @@ machines:
     assert.equal(add.code, 0, add.stderr);
     assert.match(add.stdout, /machine cli01 added \(registered\)/);
     const inUrl = await cli(['machine', 'add', 'cli02', '--bmc', 'ipmi://admin:secret@10.1.0.9', '--os', 'debian-12', '--ip', '10.0.2.2/24', '--hostname', 'cli02']);
-    assert.equal(inUrl.code, 1);
+    assert.equal(inUrl.code, 2, "exit code 2: bad input");
     assert.match(inUrl.stderr, /^kiver: --bmc: do not put the password in the URL/);
 
     const bad = join(dir, 'bad.csv');
     await writeFile(bad, 'name,bmc_address,bmc_user,bmc_password,os,ip,hostname\nok1,10.1.0.1,admin,pw,debian-12,10.0.3.1/24,ok1\nbad_2,10.1.0.2,admin,pw,debian-12,10.0.3.2,ok2\nok3,10.1.0.3,admin,,debian-12,10.0.3.3/24,ok3\n');
     const imp = await cli(['machine', 'import', bad]);
-    assert.equal(imp.code, 1);
+    assert.equal(imp.code, 2, "exit code 2: bad input");
     assert.match(imp.stderr, /^kiver: inventory has 3 problems; nothing imported:\n {2}line 3: name: "bad_2" .*\n {2}line 3: identity\.ip: a prefix length is required.*\n {2}line 4: bmc\.password: required\n$/);
     const ls = await cli(['-o', 'json', 'machine', 'ls']);
     assert.deepEqual(JSON.parse(ls.stdout).map((m: MachineView) => m.name), ['cli01'], 'nothing imported');
@@ -392,7 +392,7 @@ machines:
     const twice = await cli(['machine', 'install', 'cli01']);
     assert.equal(twice.code, 1);
     assert.match(twice.stderr, /kiver: cli01: machine "cli01" is already installing/);
-    assert.equal((await cli(['machine', 'rm', 'cli01'])).code, 1);
+    assert.equal((await cli(['machine', 'rm', 'cli01'])).code, 4, "exit code 4: conflict");
     const rm_ = await cli(['machine', 'rm', 'cli01', '--force']);
     assert.equal(rm_.code, 0, rm_.stderr);
     assert.deepEqual(await bootFiles(), [], 'rm deletes its boot files');
@@ -441,7 +441,7 @@ machines:
     const t = spawnSync('dnsmasq', ['--test', `--conf-file=${f}`], { encoding: 'utf8' });
     if (!t.error) assert.match(t.stderr + t.stdout, /syntax check OK/);
     const badRange = await cli(['pxe', 'config', '--interface', 'br0', '--dhcp-range', '10.0.0.1']);
-    assert.equal(badRange.code, 1);
+    assert.equal(badRange.code, 2, "exit code 2: bad input");
     assert.match(badRange.stderr, /^kiver: --dhcp-range: expected START,END/);
 
     if (!existsSync('/usr/lib/PXELINUX/lpxelinux.0') || !existsSync('/usr/lib/syslinux/modules/bios/ldlinux.c32')) return; // no loaders to copy

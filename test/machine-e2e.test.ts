@@ -22,7 +22,7 @@ import { BootFileWriter } from '../src/machine/bootfiles.js';
 import { hashToken } from '../src/machine/config-center.js';
 import { KvMachineStore, mutateMachine, withPhase } from '../src/machine/machine-store.js';
 import { kernelArgs, type OsProfile } from '../src/machine/profiles/index.js';
-import type { MachineView } from '../src/machine/secrets.js';
+import type { MachineView } from '../src/model/machine.js';
 import { KIVER_BIN } from './harness/kiver.js';
 import { MachineLab, sleep } from './harness/machine-lab.js';
 

@@ -15,7 +15,7 @@ import { EtcdCluster } from './harness/etcd-cluster.js';
 import { ServerProcess, until } from './harness/kiver.js';
 import { cutOff, heal } from './harness/partition.js';
 import { ApiClient } from '../src/client/api-client.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 import type { NodeView } from '../src/model/node.js';
 import type { KiverEvent } from '../src/model/event.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { KiverProcess, until } from './harness/kiver.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 import type { KiverEvent } from '../src/model/event.js';
 
 const IMAGE = 'kiver/busybox:latest';
@@ -205,7 +205,7 @@ describe('service lifecycle on real Docker', () => {
     assert.ok(existsSync(join(k.dataRoot, 'web', '0', 'boots')), 'web data kept');
     await until('tmp data purged', async () => !existsSync(join(k.dataRoot, 'tmp', '0')) && !existsSync(join(k.dataRoot, 'tmp')));
     const get404 = await k.cli('service', 'get', 'web');
-    assert.equal(get404.code, 1);
+    assert.equal(get404.code, 3, 'exit code 3: not found');
     assert.match(get404.stderr, /^kiver: service web not found\n$/);
   });
 });

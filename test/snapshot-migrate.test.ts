@@ -66,7 +66,7 @@ describe('snapshot: SQLite → etcd', () => {
       await onEtcd.close();
     }
     const again = kiver('admin', 'snapshot', 'restore', file, '--store', url);
-    assert.equal(again.status, 1);
+    assert.equal(again.status, 4, "exit code 4: conflict");
     assert.match(again.stderr, /^kiver: the target store is not empty/);
   });
 });

@@ -17,7 +17,7 @@ import { until } from './harness/kiver.js';
 import { KiverServer } from '../src/server/server.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { createLogger } from '../src/log.js';
-import type { ServiceView } from '../src/api/views.js';
+import type { ServiceView } from '../src/model/service.js';
 import type { KiverEvent } from '../src/model/event.js';
 
 const HTTPD = ['/bin/sh', '-c', 'exec httpd -f -p 8080 -h /data'];

@@ -10,7 +10,7 @@ import { ApiClient } from '../client/api-client.js';
 import { NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createLogger } from '../log.js';
-import { START_FAILED, type Replica, type ReplicaState, type ReplicaStatus } from '../model/replica.js';
+import { START_FAILED, type Replica, type StatusItem } from '../model/replica.js';
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
@@ -40,7 +40,6 @@ export interface AgentOptions extends Roots {
 }
 
 /** What the agent reports per replica: its status plus which replica it is about. */
-type StatusReport = Omit<ReplicaStatus, 'node' | 'updatedAt'> & { service: string; ordinal: number };
 
 const CRASHLOOP_RESTARTS = 3;
 const CRASHLOOP_WINDOW_MS = 60_000;
@@ -292,7 +291,7 @@ export class Agent {
     return Array.from({ length: cpus }, (_, i) => i).filter((c) => !owned.has(c)).join(',');
   }
 
-  private stateOf(r: Replica, s: ContainerState): { state: ReplicaState; lastError?: string } {
+  private stateOf(r: Replica, s: ContainerState): { state: StatusItem['state']; lastError?: string } {
     const id = replicaId(r.service, r.ordinal);
     const hist = (this.restarts.get(id) ?? []).filter((h) => Date.now() - h.at < CRASHLOOP_WINDOW_MS);
     if (hist.length === 0 || hist[hist.length - 1].count !== s.restartCount) hist.push({ count: s.restartCount, at: Date.now() });
@@ -314,7 +313,7 @@ export class Agent {
     const containers = await this.runtime.list();
     const byName = new Map(containers.map((c) => [c.name, c]));
     const pool = this.sharedPool(assigned);
-    const reports: StatusReport[] = [];
+    const reports: StatusItem[] = [];
     const counts = new Map<string, number>();
 
     for (const r of assigned) {
@@ -427,7 +426,7 @@ export class Agent {
       const st = this.stateOf(r, s);
       if (st.state === 'crashloop') void this.event(`replica/${id}`, 'Warning', 'CrashLoop', st.lastError ?? 'crash loop');
       counts.set(st.state, (counts.get(st.state) ?? 0) + 1);
-      const rep: StatusReport = { ...base, state: st.state, containerId, restartCount: s.restartCount, exitCode: s.exitCode };
+      const rep: StatusItem = { ...base, state: st.state, containerId, restartCount: s.restartCount, exitCode: s.exitCode };
       if (s.startedAt) rep.startedAt = s.startedAt;
       if (st.lastError) rep.lastError = st.lastError;
       reports.push(rep);
@@ -445,7 +444,7 @@ export class Agent {
     await this.report(reports);
   }
 
-  private async report(reports: StatusReport[]): Promise<void> {
+  private async report(reports: StatusItem[]): Promise<void> {
     const changed = reports.filter((r) => this.lastReported.get(`${r.service}/${r.ordinal}`) !== JSON.stringify(r));
     if (changed.length === 0) return;
     await this.client.put('/v1/agent/status', { node: this.opts.node, statuses: changed });

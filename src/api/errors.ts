@@ -29,11 +29,12 @@ function validationBody(err: FastifyError): ErrorBody {
   return { error: { code: 'invalid', message: `${field}: ${message}`, field } };
 }
 
-export function errorHandler(log: Logger) {
+export function errorHandler(log: Pick<Logger, 'error'>) {
   return (err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     if (err.validation) return reply.status(400).send(validationBody(err));
     if (err instanceof KiverError) {
-      const body: ErrorBody = { error: { code: err.code, message: err.message } };
+      // details never override the four fields every error has
+      const body: ErrorBody = { error: { ...err.details, code: err.code, message: err.message } };
       if (err.field) body.error.field = err.field;
       return reply.status(err.status).send(body);
     }
@@ -43,7 +44,8 @@ export function errorHandler(log: Logger) {
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.status(err.statusCode).send({ error: { code: 'invalid', message: err.message } });
     }
-    log.error({ err, url: req.url }, 'internal error');
+    // The route pattern, not the URL: some URLs carry one-time tokens (config center).
+    log.error({ err, method: req.method, route: req.routeOptions?.url ?? 'unknown' }, 'internal error');
     return reply.status(500).send({ error: { code: 'internal', message: 'internal error; see the server log' } });
   };
 }

@@ -2,13 +2,14 @@
 import type { Store } from '../store/store.js';
 import { K } from '../model/keys.js';
 import { listJson } from '../store/json.js';
-import type { Service } from '../model/service.js';
+import type { Service, ServiceView } from '../model/service.js';
+import { isNodeReady } from '../model/node.js';
 import { maskEnv } from '../secrets.js';
-import type { Replica, ReplicaStatus, ReplicaView } from '../model/replica.js';
+import { isCurrentStatus, type Replica, type ReplicaStatus, type ReplicaView } from '../model/replica.js';
 
 export function replicaView(r: Replica, st: ReplicaStatus | undefined, nodeReady = true, localData = false): ReplicaView {
   // A status about another incarnation or an older generation says nothing about this one.
-  const current = st && st.uid === r.uid && st.generation === r.generation ? st : undefined;
+  const current = isCurrentStatus(r, st) ? st : undefined;
   const view: ReplicaView = {
     id: `${r.service}/${r.ordinal}`,
     service: r.service,
@@ -43,26 +44,14 @@ export async function replicaViews(store: Store, service?: string): Promise<Repl
     store.list(K.alives),
     listJson<Service>(store, service ? K.service(service) : K.services),
   ]);
-  const ready = new Set(alive.kvs.map((kv) => kv.key.slice(K.alives.length)));
+  const alives = new Map(alive.kvs.map((kv) => [kv.key.slice(K.alives.length), kv]));
   const local = new Set(services.filter((s) => s.spec.localData).map((s) => s.spec.name));
   // Status keys mirror replica keys: /kiver/replica-status/<service>/<ordinal>.
   const byId = new Map<string, ReplicaStatus>();
   for (const kv of stats.kvs) byId.set(kv.key.slice(K.statuses.length), JSON.parse(kv.value) as ReplicaStatus);
   return reps
-    .map((r) => replicaView(r, byId.get(`${r.service}/${r.ordinal}`), r.node === '' || ready.has(r.node), local.has(r.service)))
+    .map((r) => replicaView(r, byId.get(`${r.service}/${r.ordinal}`), r.node === '' || isNodeReady(alives.get(r.node)), local.has(r.service)))
     .sort((a, b) => (a.service === b.service ? a.ordinal - b.ordinal : a.service < b.service ? -1 : 1));
-}
-
-export interface ServiceView {
-  name: string;
-  uid: string;
-  generation: number;
-  createdAt: string;
-  updatedAt: string;
-  deleting: boolean;
-  spec: Service['spec'];
-  status: { desired: number; running: number; pending: number; updated: number; restarts: number };
-  replicas: ReplicaView[];
 }
 
 export function serviceView(svc: Service, replicas: ReplicaView[]): ServiceView {

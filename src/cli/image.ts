@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { format, secs, table } from './output.js';
 import { InputError } from '../errors.js';
-import { buildImage, defaultCacheDir, fmtBytes, listImages, type BuildProgress, type BuildResult } from '../image/build.js';
+import { buildImage, fmtBytes, listImages, type BuildResult } from '../image/build.js';
+import { defaultCacheDir } from '../image/build-plan.js';
+import type { BuildProgress } from '../image/build-progress.js';
 import { RECIPES } from '../image/catalog.js';
 
 /**

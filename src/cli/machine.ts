@@ -10,7 +10,7 @@ import { age, print, secs, table } from './output.js';
 import { collect, parseDuration, parseInteger } from './flags.js';
 import { InputError, KiverError } from '../errors.js';
 import { inventoryFormatOf, type InventoryFormat } from '../machine/inventory.js';
-import type { MachineView } from '../machine/secrets.js';
+import type { MachineView } from '../model/machine.js';
 import type { ApiClient } from '../client/api-client.js';
 
 

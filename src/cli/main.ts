@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { KiverError } from '../errors.js';
+import { EXIT, EXIT_HELP, exitCodeOf } from './exit-codes.js';
 import { registerImage } from './image.js';
 import { registerAdmin } from './admin.js';
 import { registerUp } from '../cmd/up.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .option('-o, --output <format>', 'table (default) or json')
+    .addHelpText('after', `\n${EXIT_HELP}`)
     .exitOverride();
   registerUp(program);
   registerServer(program);
@@ -37,22 +39,27 @@ export function buildProgram(): Command {
   return program;
 }
 
-/** Entry point: user mistakes print one line and exit 1, never a stack trace. */
+/** Entry point: user mistakes print one line and exit with the class's code (exit-codes.ts), never a stack trace. */
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  await run(buildProgram(), argv);
+}
+
+/** Runs a command tree with the CLI's error handling (also used by test harnesses that register one group). */
+export async function run(program: Command, argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      process.exit(err.exitCode);
+      // commander printed the usage problem already; help and --version exit 0
+      process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.input);
     }
     if (err instanceof KiverError) {
       process.stderr.write(`kiver: ${err.message}\n`);
-      process.exit(1);
+      process.exit(exitCodeOf(err));
     }
     const e = err as NodeJS.ErrnoException;
     process.stderr.write(`kiver: ${e?.message ?? String(err)}\n`);
     if (process.env.KIVER_DEBUG) process.stderr.write(`${e?.stack}\n`);
-    process.exit(1);
+    process.exit(EXIT.other);
   }
 }

@@ -5,7 +5,7 @@ import { age, formatBytes, print, table } from './output.js';
 import type { NodeView } from '../model/node.js';
 import type { KiverEvent } from '../model/event.js';
 import type { ReplicaView } from '../model/replica.js';
-import type { ServiceView } from '../api/views.js';
+import type { ServiceView } from '../model/service.js';
 import { InputError, UnavailableError } from '../errors.js';
 
 function nodeTable(ns: NodeView[]): string {

@@ -4,7 +4,7 @@ import { clientFromEnv } from './config.js';
 import { age, format, formatBytes, print, table } from './output.js';
 import { collect, parseBytes, parseInteger, parseNumber, parseOnNodeLost } from './flags.js';
 import { InputError, UnavailableError } from '../errors.js';
-import type { ServiceView } from '../api/views.js';
+import { DEFAULTS, type ServiceView } from '../model/service.js';
 import type { ReplicaView } from '../model/replica.js';
 
 
@@ -108,10 +108,10 @@ export function registerService(program: Command): void {
     .description('create a service (default 3 replicas, spread over nodes)')
     .requiredOption('--image <ref>', 'container image, e.g. kiver/redis:latest')
     .option('--cmd <command>', 'command, run with /bin/sh -c')
-    .option('--replicas <n>', 'replica count', '3')
-    .option('--cpu <cores>', 'CPU cores per replica (reserved by the scheduler; with shares also the weight)', '0.1')
-    .option('--cpu-policy <policy>', 'shares | cpuset | quota', 'shares')
-    .option('--memory <size>', 'memory limit per replica, e.g. 512m', '256m')
+    .option('--replicas <n>', `replica count (default ${DEFAULTS.replicas})`)
+    .option('--cpu <cores>', `CPU cores per replica, reserved by the scheduler; with shares also the weight (default ${DEFAULTS.cpu})`)
+    .option('--cpu-policy <policy>', `shares | cpuset | quota (default ${DEFAULTS.cpuPolicy})`)
+    .option('--memory <size>', `memory limit per replica, e.g. 512m (default ${DEFAULTS.memory / 2 ** 20}m)`)
     .option('--env <KEY=VALUE>', 'environment variable (repeatable)', collect, [])
     .option('--secret-env <KEY=VALUE|KEY=@FILE>', 'secret variable, encrypted at rest, never shown (repeatable)', collect, [])
     .option('--port <[host:]container>', 'port to publish (repeatable); host port chosen by Kiver if omitted', collect, [])
@@ -120,20 +120,18 @@ export function registerService(program: Command): void {
     .option('--wait', 'wait until every replica runs')
     .option('--timeout <seconds>', 'with --wait', '120')
     .action(async (name: string, o, cmd: Command) => {
-      const body = {
-        ...(o.localData ? { localData: true } : {}),
-        ...(o.onNodeLost ? { onNodeLost: parseOnNodeLost(o.onNodeLost) } : {}),
-        name,
-        image: o.image,
-        ...(o.cmd ? { command: ['/bin/sh', '-c', o.cmd] } : {}),
-        env: parseEnv(o.env),
-        secretEnv: parseSecretEnv(o.secretEnv),
-        ports: parsePorts(o.port),
-        cpu: parseNumber(o.cpu, 'cpu'),
-        cpuPolicy: o.cpuPolicy,
-        memory: parseBytes(o.memory),
-        replicas: parseInteger(o.replicas, 'replicas'),
-      };
+      // Only what the user gave: defaults live on the server (model/service.ts applyDefaults).
+      const body: Record<string, unknown> = { name, image: o.image };
+      if (o.cmd) body.command = ['/bin/sh', '-c', o.cmd];
+      if (o.env.length) body.env = parseEnv(o.env);
+      if (o.secretEnv.length) body.secretEnv = parseSecretEnv(o.secretEnv);
+      if (o.port.length) body.ports = parsePorts(o.port);
+      if (o.cpu !== undefined) body.cpu = parseNumber(o.cpu, 'cpu');
+      if (o.cpuPolicy !== undefined) body.cpuPolicy = o.cpuPolicy;
+      if (o.memory !== undefined) body.memory = parseBytes(o.memory);
+      if (o.replicas !== undefined) body.replicas = parseInteger(o.replicas, 'replicas');
+      if (o.localData) body.localData = true;
+      if (o.onNodeLost) body.onNodeLost = parseOnNodeLost(o.onNodeLost);
       let s = await clientFromEnv().post<ServiceView>('/v1/services', body);
       if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
       print(cmd, s, () => (o.wait ? detail(s) : `service ${name} created (${s.spec.replicas} replicas)`));

@@ -11,6 +11,7 @@
  * have landed.
  */
 import { KiverError, InputError, NotFoundError, ConflictError, UnauthenticatedError, ForbiddenError, UnavailableError } from '../errors.js';
+import { BmcAuthError, BmcCommandError, BmcUnreachableError, BmcUnsupportedError } from '../machine/errors.js';
 import type { ErrorBody } from '../model/error-body.js';
 
 export interface ClientOptions {
@@ -32,17 +33,39 @@ export interface RequestOptions {
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5_000;
 
-function toError(status: number, body: Partial<ErrorBody> | undefined, fallback: string): KiverError {
-  const msg = body?.error?.message ?? fallback;
-  const field = body?.error?.field;
-  switch (status) {
-    case 400: return new InputError(msg, field);
-    case 401: return new UnauthenticatedError(msg);
-    case 403: return new ForbiddenError(msg);
-    case 404: return new NotFoundError(msg);
-    case 409: return new ConflictError(msg);
-    default: return new UnavailableError(`server error ${status}: ${msg}`);
+type ErrorClass = new (message: string, field?: string, details?: Record<string, unknown>) => KiverError;
+/** The server's error codes, back to the classes it threw (api/errors.ts is the other direction). */
+const BY_CODE: Record<string, ErrorClass> = {
+  invalid: InputError,
+  unauthenticated: UnauthenticatedError,
+  forbidden: ForbiddenError,
+  not_found: NotFoundError,
+  conflict: ConflictError,
+  unavailable: UnavailableError,
+  bmc_unreachable: BmcUnreachableError,
+  bmc_auth_failed: BmcAuthError,
+  bmc_unsupported: BmcUnsupportedError,
+  bmc_error: BmcCommandError,
+};
+const BY_STATUS: Record<number, ErrorClass> = {
+  400: InputError, 401: UnauthenticatedError, 403: ForbiddenError, 404: NotFoundError, 409: ConflictError,
+};
+
+/** A server error with a code this client does not know: keeps the server's code and status. */
+export class ServerError extends KiverError {
+  constructor(override readonly status: number, override readonly code: string, message: string, field?: string, details?: Record<string, unknown>) {
+    super(message, field, details);
   }
+}
+
+export function toError(status: number, body: Partial<ErrorBody> | undefined, fallback: string): KiverError {
+  const { code, message, field, ...details } = body?.error ?? ({} as Partial<ErrorBody['error']>);
+  const msg = message ?? fallback;
+  const extra = Object.keys(details).length > 0 ? details : undefined;
+  const Known = (code && BY_CODE[code]) || (!code ? BY_STATUS[status] : undefined);
+  if (Known) return new Known(msg, field, extra);
+  if (code) return new ServerError(status, code, msg, field, extra);
+  return status >= 500 ? new UnavailableError(`server error ${status}: ${msg}`) : new ServerError(status, 'unknown', msg);
 }
 
 export class ApiClient {
@@ -105,8 +128,10 @@ export class ApiClient {
       } catch {
         json = undefined;
       }
-      if (res.status >= 500) {
-        // A sick server (no store, overloaded, crashed handler): try another one.
+      const code = (json as Partial<ErrorBody> | undefined)?.error?.code;
+      if (res.status >= 500 && (code === undefined || code === 'unavailable' || code === 'internal')) {
+        // A sick server (no store, overloaded, crashed handler), not an answer about something
+        // else (a BMC that does not answer): try another one.
         this.failed(i);
         answered = toError(res.status, json as ErrorBody, text.slice(0, 200) || res.statusText);
         if (res.status === 503 || idempotent) continue;

@@ -4,7 +4,7 @@
  */
 import type { StoreCache, CacheChange } from './cache.js';
 import { K } from '../model/keys.js';
-import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
+import { emptyAlloc, isNodeReady, type Node, type NodeAlloc } from '../model/node.js';
 import type { NodeCandidate } from '../scheduler/placement.js';
 
 export class NodeIndex {
@@ -37,7 +37,7 @@ export class NodeIndex {
       return;
     }
     const alloc = this.cache.get<NodeAlloc>(K.alloc(name)) ?? emptyAlloc();
-    const ready = this.cache.getKv(K.alive(name)) !== undefined;
+    const ready = isNodeReady(this.cache.getKv(K.alive(name)));
     const cur = this.byName.get(name);
     if (cur) {
       Object.assign(cur, { ready, cordoned: node.cordoned, cpus: node.cpus, memory: node.memory, alloc });

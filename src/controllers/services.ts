@@ -15,7 +15,7 @@ import { K } from '../model/keys.js';
 import { replicaId } from '../model/names.js';
 import { nodeLostPolicy, type Service } from '../model/service.js';
 import { EvictionBrake, type EvictionOptions } from './eviction.js';
-import { START_FAILED, type ContainerSpec, type Replica, type ReplicaStatus } from '../model/replica.js';
+import { START_FAILED, isCurrentStatus, type ContainerSpec, type Replica, type ReplicaStatus } from '../model/replica.js';
 import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
 import { addToAlloc, place, removeFromAlloc, unfit, type Placement, type PlacementRequest } from '../scheduler/placement.js';
 import { metrics } from '../metrics.js';
@@ -372,8 +372,7 @@ export class ServiceController {
 
   private isUp(name: string, r: Replica): boolean {
     const st = this.statusOf(name, r.ordinal);
-    return st !== undefined && st.uid === r.uid && st.generation === r.generation && st.state === 'running' &&
-      this.nodes.get(r.node)?.ready === true;
+    return isCurrentStatus(r, st) && st.state === 'running' && this.nodes.get(r.node)?.ready === true;
   }
 
   /**

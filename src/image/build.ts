@@ -11,30 +11,29 @@
  * already has the tag with label kiver.image.recipe=<key>.
  */
 import Docker from 'dockerode';
-import { createHash } from 'node:crypto';
 import {
-  closeSync,
   createWriteStream,
   mkdirSync,
   mkdtempSync,
-  openSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
-  unlinkSync,
   writeFileSync,
-  writeSync,
   type WriteStream,
 } from 'node:fs';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { candidate, debianSuites, dpkgArchitecture, fetchDeb, releaseInfo, upstreamVersion, type Candidate, type SuiteSource } from './apt.js';
+import { dpkgArchitecture, fetchDeb } from './apt.js';
 import { dockerArch, encodeConfig, loadArchive, type ImageConfig } from './archive.js';
 import { getRecipe, imageRepo, type ImageRecipe } from './catalog.js';
 import { dockerClient, pingDocker } from './docker.js';
 import { BuildError, run, which } from './exec.js';
+import { Reporter, type BuildProgress } from './build-progress.js';
+import { withLock } from './build-lock.js';
+import { BUILDER_VERSION, defaultCacheDir, resolvePlan, type Plan } from './build-plan.js';
+
+/** buildImage's progress callback type, from build-progress.ts. */
+export type { BuildProgress };
 import {
   applyRecipeFiles,
   assembleBusybox,
@@ -47,36 +46,6 @@ import {
   withChroot,
   writeTar,
 } from './rootfs.js';
-
-/** Bump when the builder's output changes for the same recipe and inputs. */
-export const BUILDER_VERSION = 1;
-
-export type BuildPhase =
-  | 'resolve'
-  | 'cached'
-  | 'wait'
-  | 'download'
-  | 'unpack'
-  | 'bootstrap'
-  | 'base'
-  | 'install'
-  | 'configure'
-  | 'tar'
-  | 'import'
-  | 'done';
-
-export interface BuildProgress {
-  /** Recipe name (a base image built on the way reports its own name). */
-  image: string;
-  phase: BuildPhase;
-  /** `start` and `end` bracket a phase; `note` is a one-off message. */
-  state: 'start' | 'end' | 'note';
-  message: string;
-  /** Duration of the phase, on `end`. */
-  phaseMs?: number;
-  /** Time since buildImage was called. */
-  totalMs: number;
-}
 
 export interface BuildOptions {
   /** Default: DOCKER_HOST or /var/run/docker.sock. */
@@ -142,140 +111,6 @@ interface TarManifest {
   snapshot: string;
   builtAt: string;
   buildMs: number;
-}
-
-interface Plan {
-  recipe: ImageRecipe;
-  key: string;
-  tag: string;
-  arch: string;
-  /** Debian suites (debootstrap / derived). */
-  suites: SuiteSource[];
-  /** SOURCE_DATE_EPOCH when known before the build (from the apt lists). */
-  epoch?: number;
-  snapshot: string;
-  deb?: Candidate;
-  base?: Plan;
-  /** requested package → the version apt resolves now */
-  expect: Record<string, string>;
-}
-
-export function defaultCacheDir(): string {
-  return process.env.KIVER_IMAGE_CACHE || join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'kiver', 'images');
-}
-
-function stableJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(stableJson).join(',')}]`;
-  if (v && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    return `{${Object.keys(o)
-      .sort()
-      .filter((k) => o[k] !== undefined)
-      .map((k) => `${JSON.stringify(k)}:${stableJson(o[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(v);
-}
-
-const tagSafe = (s: string) => s.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^[.-]+/, '');
-
-async function resolvePlan(recipe: ImageRecipe, arch: string, pkgcache: string): Promise<Plan> {
-  const src = recipe.source;
-  let inputs: Record<string, unknown>;
-  let plan: Omit<Plan, 'key' | 'tag'>;
-  if (src.kind === 'deb') {
-    const deb = await candidate(src.package, pkgcache);
-    if (deb.architecture !== arch && deb.architecture !== 'all') {
-      throw new BuildError(`${src.package} ${deb.version} is for ${deb.architecture}, this machine is ${arch}`);
-    }
-    inputs = { deb: { package: deb.package, version: deb.version, sha256: deb.sha256 } };
-    plan = { recipe, arch, suites: [], snapshot: `${deb.package}@sha256:${deb.sha256}`, deb, expect: { [deb.package]: deb.version } };
-  } else if (src.kind === 'debootstrap') {
-    const suites = debianSuites(src.suite);
-    const rel = suites.map((s) => ({ s, r: releaseInfo(s) }));
-    const snapshot = rel.map(({ s, r }) => `${s.suite}@${r.date}`).join(' ');
-    inputs = { suites: rel.map(({ s, r }) => ({ uri: s.uri, suite: s.suite, date: r.date })) };
-    plan = { recipe, arch, suites, epoch: Math.max(...rel.map(({ r }) => r.epoch)), snapshot, expect: {} };
-  } else {
-    const base = await resolvePlan(getRecipe(src.base), arch, pkgcache);
-    const expect: Record<string, string> = {};
-    for (const p of src.install) expect[p] = (await candidate(p, pkgcache)).version;
-    inputs = { base: base.key, candidates: expect };
-    plan = { recipe, arch, suites: base.suites, epoch: base.epoch, snapshot: base.snapshot, base, expect };
-  }
-  const { description: _d, ...recipeData } = recipe;
-  const key = createHash('sha256')
-    .update(stableJson({ builder: BUILDER_VERSION, arch, recipe: recipeData, inputs }))
-    .digest('hex');
-  const version = recipe.tagFrom && plan.expect[recipe.tagFrom] ? upstreamVersion(plan.expect[recipe.tagFrom]) : plan.suites[0]?.suite ?? 'build';
-  return { ...plan, key, tag: `${tagSafe(version)}-${key.slice(0, 12)}` };
-}
-
-class Reporter {
-  constructor(
-    private readonly t0: number,
-    private readonly cb?: (p: BuildProgress) => void,
-  ) {}
-  note(image: string, phase: BuildPhase, message: string): void {
-    this.cb?.({ image, phase, state: 'note', message, totalMs: Date.now() - this.t0 });
-  }
-  async step<T>(image: string, phase: BuildPhase, message: string, fn: () => Promise<T>, done?: (r: T) => string): Promise<T> {
-    const start = Date.now();
-    this.cb?.({ image, phase, state: 'start', message, totalMs: start - this.t0 });
-    const r = await fn();
-    const end = Date.now();
-    this.cb?.({ image, phase, state: 'end', message: done ? done(r) : message, phaseMs: end - start, totalMs: end - this.t0 });
-    return r;
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** One build of a given image at a time per cache dir (across processes). */
-async function withLock<T>(file: string, onWait: (pid: number) => void, fn: () => Promise<T>): Promise<T> {
-  mkdirSync(join(file, '..'), { recursive: true });
-  let waited = false;
-  const deadline = Date.now() + 60 * 60_000;
-  for (;;) {
-    try {
-      const fd = openSync(file, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let pid = NaN;
-      try {
-        pid = Number(readFileSync(file, 'utf8'));
-      } catch {
-        continue; // released meanwhile
-      }
-      if (!Number.isInteger(pid) || pid <= 0 || !pidAlive(pid)) {
-        rmSync(file, { force: true });
-        continue;
-      }
-      if (!waited) onWait(pid);
-      waited = true;
-      if (Date.now() > deadline) throw new BuildError(`gave up waiting for the build lock ${file} held by pid ${pid}`);
-      await sleep(300);
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    try {
-      unlinkSync(file);
-    } catch {
-      /* gone */
-    }
-  }
 }
 
 class Builder {

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, InputError } from '../errors.js';
-import { normalizeMac } from './inventory.js';
+import { normalizeMac } from './inventory-validate.js';
 
 export type BootFileFormat = 'pxelinux' | 'grub' | 'ipxe';
 export const BOOT_FILE_FORMATS: readonly BootFileFormat[] = ['pxelinux', 'grub', 'ipxe'];

@@ -1,5 +1,5 @@
 /**
- * The config center (framework-free; config-center-routes.ts exposes it over HTTP).
+ * The config center (framework-free; api/routes/config-center.ts exposes it over HTTP).
  *
  * A machine's post-install step asks for its identity by MAC with the one-time token
  * Kiver put on its kernel command line. The identity is served only while the machine
@@ -14,7 +14,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { ForbiddenError, NotFoundError } from '../errors.js';
 import type { BootFileWriter } from './bootfiles.js';
-import { normalizeMac, type MachineIdentity, type MachineRecord } from './inventory.js';
+import { normalizeMac } from './inventory-validate.js';
+import type { MachineIdentity, MachineRecord } from '../model/machine.js';
 import { findByMac, mutateMachine, systemClock, withEvent, withPhase, type Clock, type MachineStore, type Versioned } from './machine-store.js';
 import { renderSeed, type ProfileRegistry, type RenderedSeed } from './profiles/index.js';
 

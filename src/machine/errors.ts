@@ -19,6 +19,7 @@ export class InventoryError extends InputError {
       `inventory has ${problems.length} problem${problems.length === 1 ? '' : 's'}; nothing imported:\n` +
         problems.map((p) => `  line ${p.line}: ${p.field ? `${p.field}: ` : ''}${p.message}`).join('\n'),
       problems[0]?.field,
+      { problems },
     );
   }
 }

@@ -17,10 +17,11 @@ import type { BmcDriverFactory } from './bmc/driver.js';
 import type { BootFileWriter } from './bootfiles.js';
 import { hashToken } from './config-center.js';
 import { BmcUnsupportedError } from './errors.js';
-import type { MachinePhase, MachineRecord } from './inventory.js';
+import type { MachinePhase, MachineRecord } from '../model/machine.js';
 import { mutateMachine, systemClock, withEvent, withPhase, type Clock, type MachineStore } from './machine-store.js';
 import { kernelArgs, type ProfileRegistry } from './profiles/index.js';
-import { redactMachine, type MachineView, type SecretBox } from './secrets.js';
+import { redactMachine, type SecretBox } from './secrets.js';
+import type { MachineView } from '../model/machine.js';
 
 export const DEFAULT_TOKEN_TTL_MS = 2 * 60 * 60 * 1000;
 

@@ -7,7 +7,7 @@
  */
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Store } from '../store/store.js';
-import { MAX_EVENTS, type MachinePhase, type MachineRecord } from './inventory.js';
+import { MAX_EVENTS, type MachinePhase, type MachineRecord } from '../model/machine.js';
 import { K } from '../model/keys.js';
 
 export interface Versioned<T> {

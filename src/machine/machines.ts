@@ -8,9 +8,12 @@ import type { BmcDriverFactory } from './bmc/driver.js';
 import type { BootFileWriter } from './bootfiles.js';
 import { InventoryError, type InventoryProblem } from './errors.js';
 import { installPending } from './installer.js';
-import { parseInventory, validateMachine, type InventoryFormat, type MachineRecord, type MachineSpec } from './inventory.js';
+import { parseInventory, type InventoryFormat } from './inventory.js';
+import { validateMachine } from './inventory-validate.js';
+import type { MachineRecord, MachineSpec } from '../model/machine.js';
 import { mutateMachine, systemClock, withPhase, type Clock, type MachineStore } from './machine-store.js';
-import { redactMachine, type MachineView, type SecretBox } from './secrets.js';
+import { redactMachine, type SecretBox } from './secrets.js';
+import type { MachineView } from '../model/machine.js';
 
 export function newRecord(spec: MachineSpec, secrets: SecretBox, now: Date): MachineRecord {
   const at = now.toISOString();

@@ -9,7 +9,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError, KiverError } from '../errors.js';
-import type { BmcSpec, InstallRecord, MachineRecord, MachineStatus, StoredBmc } from './inventory.js';
+import type { BmcSpec, InstallRecord, MachineRecord, MachineView, StoredBmc } from '../model/machine.js';
 
 export const SECRET_KEY_FILE = 'machine-secrets.key';
 const VERSION = 'v1';
@@ -90,17 +90,6 @@ export class SecretBox {
     const { passwordEnc, ...rest } = bmc;
     return { ...rest, password: this.decrypt(passwordEnc, `machine/${machineName}/bmc`) };
   }
-}
-
-/** What the API returns and logs for a machine: no password, no ciphertext, no token hash. */
-export interface MachineView {
-  name: string;
-  bmc: { driver: StoredBmc['driver']; address: string; port?: number; user: string; password: '(set)' };
-  macs: string[];
-  osProfile: string;
-  identity: MachineRecord['identity'];
-  createdAt: string;
-  status: Omit<MachineStatus, 'install'> & { install?: Omit<InstallRecord, 'tokenSha256'> };
 }
 
 export function redactMachine(m: MachineRecord): MachineView {

@@ -45,7 +45,33 @@ export interface NodeAlloc {
 
 export const emptyAlloc = (): NodeAlloc => ({ cpuMilli: 0, memory: 0, exclusiveCores: [], hostPorts: [], replicas: [] });
 
-export interface NodeView extends Node {
-  ready: boolean;
-  alloc: NodeAlloc;
+/**
+ * Is this node ready? It is while its lease-bound alive key (/kiver/node-alive/<name>)
+ * exists: the agent's heartbeats keep the lease, and the store deletes the key when
+ * they stop for the node grace. Pass that key's value, or undefined when absent.
+ */
+export function isNodeReady(alive: unknown): boolean {
+  return alive !== undefined;
 }
+
+const Labels = Type.Record(Type.String(), Type.String());
+/** A node as the API returns it: what it registered, whether it is ready, and what is placed there. */
+export const NodeView = Type.Object({
+  name: Type.String(),
+  address: Type.String(),
+  cpus: Type.Integer(),
+  memory: Type.Integer(),
+  labels: Labels,
+  cordoned: Type.Boolean(),
+  drain: Type.Optional(Type.Object({ startedAt: Type.String(), deadline: Type.String() })),
+  lease: Type.Integer(),
+  registeredAt: Type.String(),
+  dockerVersion: Type.Optional(Type.String()),
+  agentVersion: Type.Optional(Type.String()),
+  ready: Type.Boolean(),
+  alloc: Type.Object({
+    cpuMilli: Type.Integer(), memory: Type.Integer(), exclusiveCores: Type.Array(Type.Integer()),
+    hostPorts: Type.Array(Type.Integer()), replicas: Type.Array(Type.String()),
+  }),
+});
+export type NodeView = Static<typeof NodeView>;

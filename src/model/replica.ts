@@ -1,4 +1,6 @@
+import { Type, type Static } from '@sinclair/typebox';
 import type { CpuPolicy, OnNodeLost } from './service.js';
+import { NODE_NAME, SERVICE_NAME } from './names.js';
 
 /** What the agent runs for one replica; derived from the service spec by the controller. */
 export interface ContainerSpec {
@@ -40,10 +42,11 @@ export interface Replica {
   createdAt: string;
 }
 
-export type ReplicaState =
-  | 'pending' | 'creating' | 'running' | 'restarting' | 'exited' | 'crashloop' | 'failed' | 'removed'
-  /** Its node is not ready: nothing is known of the container. */
-  | 'unknown';
+/** The states an agent may report. */
+export const REPORTED_STATES = ['pending', 'creating', 'running', 'restarting', 'exited', 'crashloop', 'failed', 'removed'] as const;
+/** Every state a replica can be in; `unknown` is the server's own (its node is not ready). */
+export const REPLICA_STATES = [...REPORTED_STATES, 'unknown'] as const;
+export type ReplicaState = (typeof REPLICA_STATES)[number];
 
 /** Stored at /kiver/replica-status/<service>/<ordinal>; written by the agent. */
 export interface ReplicaStatus {
@@ -66,20 +69,50 @@ export interface ReplicaStatus {
  */
 export const START_FAILED = 'start failed: ';
 
-/** A replica with its status, as the API returns it. */
-export interface ReplicaView {
-  id: string;
-  service: string;
-  ordinal: number;
-  uid: string;
-  node: string;
-  generation: number;
-  desired: 'run' | 'delete';
-  state: ReplicaState;
-  containerId?: string;
-  restartCount: number;
-  lastError?: string;
-  startedAt?: string;
-  ports: ContainerSpec['ports'];
-  cpuset?: number[];
+/** One replica's status as the agent reports it (PUT /v1/agent/status). */
+export const StatusItem = Type.Object(
+  {
+    service: Type.String({ pattern: SERVICE_NAME }),
+    ordinal: Type.Integer({ minimum: 0, maximum: 100000 }),
+    uid: Type.String({ maxLength: 64 }),
+    generation: Type.Integer({ minimum: 0 }),
+    state: Type.Union(REPORTED_STATES.map((st) => Type.Literal(st))),
+    containerId: Type.Optional(Type.String({ maxLength: 128 })),
+    restartCount: Type.Integer({ minimum: 0 }),
+    exitCode: Type.Optional(Type.Integer()),
+    startedAt: Type.Optional(Type.String({ maxLength: 64 })),
+    lastError: Type.Optional(Type.String({ maxLength: 2000 })),
+  },
+  { additionalProperties: false },
+);
+export type StatusItem = Static<typeof StatusItem>;
+export const StatusReport = Type.Object(
+  { node: Type.String({ pattern: NODE_NAME }), statuses: Type.Array(StatusItem, { maxItems: 5000 }) },
+  { additionalProperties: false },
+);
+export type StatusReport = Static<typeof StatusReport>;
+
+/** Is this status about the replica's current incarnation and generation? Anything else says nothing about it. */
+export function isCurrentStatus(r: { uid: string; generation: number }, st: ReplicaStatus | undefined): st is ReplicaStatus {
+  return st !== undefined && st.uid === r.uid && st.generation === r.generation;
 }
+
+const PortView = Type.Object({ container: Type.Integer(), host: Type.Integer(), protocol: Type.Union([Type.Literal('tcp'), Type.Literal('udp')]) });
+/** A replica with its status, as the API returns it. */
+export const ReplicaView = Type.Object({
+  id: Type.String({ description: 'service/ordinal' }),
+  service: Type.String(),
+  ordinal: Type.Integer(),
+  uid: Type.String(),
+  node: Type.String({ description: 'empty while pending' }),
+  generation: Type.Integer(),
+  desired: Type.Union([Type.Literal('run'), Type.Literal('delete')]),
+  state: Type.Union(REPLICA_STATES.map((st) => Type.Literal(st))),
+  containerId: Type.Optional(Type.String()),
+  restartCount: Type.Integer(),
+  lastError: Type.Optional(Type.String()),
+  startedAt: Type.Optional(Type.String()),
+  ports: Type.Array(PortView),
+  cpuset: Type.Optional(Type.Array(Type.Integer())),
+});
+export type ReplicaView = Static<typeof ReplicaView>;

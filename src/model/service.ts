@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ENV_NAME, IMAGE_REF, SERVICE_NAME } from './names.js';
+import { ReplicaView } from './replica.js';
 
 export const CpuPolicy = Type.Union([Type.Literal('shares'), Type.Literal('cpuset'), Type.Literal('quota')], {
   description: 'shares (default: relative weight), cpuset (exclusive whole cores), quota (hard CFS limit)',
@@ -76,24 +77,25 @@ export const ScaleRequest = Type.Object(
   { additionalProperties: false },
 );
 
-/** The desired state of a service, with defaults applied. */
-export interface ServiceSpec {
-  name: string;
-  image: string;
-  command: string[];
-  env: Record<string, string>;
-  /** name → AES-256-GCM envelope (see secrets.ts); plaintext exists only on its way to the agent. */
-  secretEnv: Record<string, string>;
-  ports: PortSpec[];
-  cpu: number;
-  cpuPolicy: CpuPolicy;
-  memory: number;
-  replicas: number;
+/** The desired state of a service, with defaults applied (stored, and returned with secretEnv masked). */
+export const ServiceSpec = Type.Object({
+  name: Type.String(),
+  image: Type.String(),
+  command: Type.Array(Type.String()),
+  env: Type.Record(Type.String(), Type.String()),
+  /** name → AES-256-GCM envelope (see secrets.ts); plaintext exists only on its way to the agent; the API shows "(set)". */
+  secretEnv: Type.Record(Type.String(), Type.String()),
+  ports: Type.Array(PortSpec),
+  cpu: Type.Number(),
+  cpuPolicy: CpuPolicy,
+  memory: Type.Integer(),
+  replicas: Type.Integer(),
   /** Replicas are bound to their node (their data lives there). */
-  localData: boolean;
+  localData: Type.Boolean(),
   /** Disconnect policy; absent in specs stored before it existed (see nodeLostPolicy). */
-  onNodeLost?: OnNodeLost;
-}
+  onNodeLost: Type.Optional(OnNodeLost),
+});
+export type ServiceSpec = Static<typeof ServiceSpec>;
 
 /** The disconnect policy: `wait` (at most one copy) for local-data services, else `replace`, unless set. */
 export function nodeLostPolicy(spec: Pick<ServiceSpec, 'onNodeLost' | 'localData'>): OnNodeLost {
@@ -153,3 +155,17 @@ export function needsRollout(a: ServiceSpec, b: ServiceSpec): boolean {
   const { replicas: _rb, localData: _lb, onNodeLost: _ob, ...rb } = b;
   return JSON.stringify(ra) !== JSON.stringify(rb);
 }
+
+/** A service as the API returns it: its spec (secrets masked), a status summary, and its replicas. */
+export const ServiceView = Type.Object({
+  name: Type.String(),
+  uid: Type.String(),
+  generation: Type.Integer(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+  deleting: Type.Boolean(),
+  spec: ServiceSpec,
+  status: Type.Object({ desired: Type.Integer(), running: Type.Integer(), pending: Type.Integer(), updated: Type.Integer(), restarts: Type.Integer() }),
+  replicas: Type.Array(ReplicaView),
+});
+export type ServiceView = Static<typeof ServiceView>;

@@ -4,6 +4,8 @@
  * user pastes in (kept in sessionStorage only), and every value is inserted as
  * text, never as HTML. Kept as strings so the TypeScript build ships them as-is.
  */
+import { DEFAULTS } from '../model/service.js';
+
 export const PORTAL_HTML = `<!doctype html>
 <html lang="en">
 <head>
@@ -80,8 +82,12 @@ async function services() {
   const form = $('form', { onsubmit: async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
-    const body = { name: f.get('name'), image: f.get('image'), replicas: Number(f.get('replicas')), cpu: Number(f.get('cpu')),
-      cpuPolicy: f.get('cpuPolicy'), memory: Number(f.get('memory')) * 2 ** 20 };
+    // Only the fields filled in: defaults live on the server.
+    const body = { name: f.get('name'), image: f.get('image') };
+    if (f.get('replicas')) body.replicas = Number(f.get('replicas'));
+    if (f.get('cpu')) body.cpu = Number(f.get('cpu'));
+    if (f.get('cpuPolicy')) body.cpuPolicy = f.get('cpuPolicy');
+    if (f.get('memory')) body.memory = Number(f.get('memory')) * 2 ** 20;
     if (f.get('cmd')) body.command = ['/bin/sh', '-c', f.get('cmd')];
     if (f.get('port')) body.ports = [{ container: Number(f.get('port')) }];
     try { await api('POST', '/v1/services', body); msg('service ' + body.name + ' created'); refresh(); } catch (err) { msg(err.message, true); }
@@ -89,10 +95,10 @@ async function services() {
     $('label', {}, 'name', $('input', { name: 'name', required: '', placeholder: 'cache' })),
     $('label', {}, 'image', $('input', { name: 'image', required: '', value: 'kiver/redis' })),
     $('label', {}, 'command (optional)', $('input', { name: 'cmd' })),
-    $('label', {}, 'replicas', $('input', { name: 'replicas', type: 'number', value: '3', min: '0' })),
-    $('label', {}, 'CPU', $('input', { name: 'cpu', type: 'number', value: '0.5', step: '0.1', min: '0.1' })),
-    $('label', {}, 'policy', $('select', { name: 'cpuPolicy' }, ['shares', 'cpuset', 'quota'].map((p) => $('option', {}, p)))),
-    $('label', {}, 'memory MiB', $('input', { name: 'memory', type: 'number', value: '256', min: '8' })),
+    $('label', {}, 'replicas', $('input', { name: 'replicas', type: 'number', placeholder: '${DEFAULTS.replicas}', min: '0' })),
+    $('label', {}, 'CPU', $('input', { name: 'cpu', type: 'number', placeholder: '${DEFAULTS.cpu}', step: '0.001', min: '0.001' })),
+    $('label', {}, 'policy', $('select', { name: 'cpuPolicy' }, [$('option', { value: '' }, 'default (${DEFAULTS.cpuPolicy})'), ...['shares', 'cpuset', 'quota'].map((p) => $('option', {}, p))])),
+    $('label', {}, 'memory MiB', $('input', { name: 'memory', type: 'number', placeholder: '${DEFAULTS.memory / 2 ** 20}', min: '8' })),
     $('label', {}, 'port (optional)', $('input', { name: 'port', type: 'number', min: '1', max: '65535' })),
     $('button', { class: 'act', type: 'submit' }, 'Create service'));
   const rows = [];

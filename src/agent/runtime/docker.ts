@@ -6,7 +6,7 @@
 import Docker from 'dockerode';
 import type { ContainerSpec, Replica } from '../../model/replica.js';
 import { containerName, replicaId } from '../../model/names.js';
-import { UnavailableError } from '../../errors.js';
+import { KiverError, UnavailableError } from '../../errors.js';
 import { RECIPES } from '../../image/catalog.js';
 
 export const LABEL = {
@@ -46,7 +46,10 @@ export interface ContainerState {
   cpusetCpus: string;
 }
 
-export class ImageMissingError extends Error {}
+export class ImageMissingError extends KiverError {
+  override readonly status: number = 404;
+  override readonly code: string = 'image_missing';
+}
 
 export function dockerFromEnv(socketPath?: string): Docker {
   const host = process.env.DOCKER_HOST;

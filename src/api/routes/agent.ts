@@ -9,32 +9,13 @@ import { Type } from '@sinclair/typebox';
 import type { ApiContext } from '../context.js';
 import type { CacheChange } from '../../controllers/cache.js';
 import { K } from '../../model/keys.js';
-import { NODE_NAME, SERVICE_NAME } from '../../model/names.js';
+import { NODE_NAME } from '../../model/names.js';
 import { NodeRegister, type Node } from '../../model/node.js';
-import type { Replica, ReplicaStatus } from '../../model/replica.js';
+import { StatusReport, isCurrentStatus, type Replica, type ReplicaStatus } from '../../model/replica.js';
 import { getJson } from '../../store/json.js';
 import { NotFoundError } from '../../errors.js';
 import { openEnv } from '../../secrets.js';
 
-const StatusItem = Type.Object(
-  {
-    service: Type.String({ pattern: SERVICE_NAME }),
-    ordinal: Type.Integer({ minimum: 0, maximum: 100000 }),
-    uid: Type.String({ maxLength: 64 }),
-    generation: Type.Integer({ minimum: 0 }),
-    state: Type.Union(['pending', 'creating', 'running', 'restarting', 'exited', 'crashloop', 'failed', 'removed'].map((s) => Type.Literal(s))),
-    containerId: Type.Optional(Type.String({ maxLength: 128 })),
-    restartCount: Type.Integer({ minimum: 0 }),
-    exitCode: Type.Optional(Type.Integer()),
-    startedAt: Type.Optional(Type.String({ maxLength: 64 })),
-    lastError: Type.Optional(Type.String({ maxLength: 2000 })),
-  },
-  { additionalProperties: false },
-);
-const StatusReport = Type.Object(
-  { node: Type.String({ pattern: NODE_NAME }), statuses: Type.Array(StatusItem, { maxItems: 5000 }) },
-  { additionalProperties: false },
-);
 const NodeName = Type.Object({ node: Type.String({ pattern: NODE_NAME }) }, { additionalProperties: false });
 const AssignmentsQuery = Type.Object(
   {
@@ -154,13 +135,13 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       if (r.spec.secretEnv && Object.keys(r.spec.secretEnv).length > 0) r.spec.secretEnv = openEnv(ctx.secrets, r.service, r.spec.secretEnv);
       // The last reported restart count lets a restarted agent continue counting.
       const st = cache.get<ReplicaStatus>(K.status(r.service, r.ordinal));
-      replicas.push(st && st.uid === r.uid && st.generation === r.generation ? { ...r, lastRestartCount: st.restartCount } : r);
+      replicas.push(isCurrentStatus(r, st) ? { ...r, lastRestartCount: st.restartCount } : r);
     }
     return { index, replicas };
   });
 
   app.put('/v1/agent/status', { schema: { tags: ['agent'], summary: 'Report replica status', body: StatusReport } }, async (req) => {
-    const body = req.body as { node: string; statuses: (Omit<ReplicaStatus, 'node' | 'updatedAt'> & { service: string; ordinal: number })[] };
+    const body = req.body as StatusReport;
     let accepted = 0;
     for (const s of body.statuses) {
       const cur = await store.get(K.replica(s.service, s.ordinal));

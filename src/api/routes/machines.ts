@@ -11,9 +11,10 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ApiContext } from '../context.js';
 import { InputError, UnavailableError } from '../../errors.js';
-import { configCenterRoutes } from '../../machine/config-center-routes.js';
-import { InventoryError } from '../../machine/errors.js';
-import { MACHINE_NAME_PATTERN, OS_PROFILE_PATTERN, type InventoryFormat } from '../../machine/inventory.js';
+import { configCenterRoutes } from './config-center.js';
+import { ErrorBody } from '../../model/error-body.js';
+import { MACHINE_NAME_PATTERN, MachineView, OS_PROFILE_PATTERN } from '../../model/machine.js';
+import type { InventoryFormat } from '../../machine/inventory.js';
 import { addMachine, getMachine, importInventory, inspectMachine, listMachines, removeMachine } from '../../machine/machines.js';
 import type { InstallStarted } from '../../machine/installer.js';
 
@@ -75,31 +76,8 @@ const ReapBody = Type.Object(
   { additionalProperties: false },
 );
 
-// What a machine looks like on the wire: nothing secret has a field here.
 const Strs = Type.Array(Type.String());
-const MachineViewSchema = Type.Object({
-  name: Type.String(),
-  bmc: Type.Object({ driver: Type.String(), address: Type.String(), port: Type.Optional(Type.Integer()), user: Type.String(), password: Type.Literal('(set)') }),
-  macs: Strs,
-  osProfile: Type.String(),
-  identity: Type.Object({ ip: Type.String(), prefix: Type.Integer(), hostname: Type.String(), gateway: Type.Optional(Type.String()), dns: Strs, ntp: Strs }),
-  createdAt: Type.String(),
-  status: Type.Object({
-    phase: Type.String(),
-    reason: Type.Optional(Type.String()),
-    since: Type.String(),
-    timestamps: Type.Object({
-      registered: Type.Optional(Type.String()), inspected: Type.Optional(Type.String()), installing: Type.Optional(Type.String()),
-      installed: Type.Optional(Type.String()), failed: Type.Optional(Type.String()),
-    }),
-    bmcMacs: Type.Optional(Strs),
-    install: Type.Optional(Type.Object({
-      startedAt: Type.String(), expiresAt: Type.String(), osProfile: Type.String(), serverUrl: Type.String(),
-      macs: Strs, bootFiles: Strs, identityServedAt: Type.Optional(Type.String()),
-    })),
-    events: Type.Array(Type.Object({ at: Type.String(), type: Type.String(), message: Type.String() })),
-  }),
-});
+const MachineViewSchema = MachineView;
 const StartedSchema = Type.Object({
   machine: MachineViewSchema, macs: Strs, bootFiles: Strs, expiresAt: Type.String(), resetAt: Type.String(),
 });
@@ -139,27 +117,14 @@ export async function machineRoutes(app: FastifyInstance, ctx: ApiContext): Prom
     schema: {
       tags, summary: 'Import a YAML or CSV inventory: every machine or none; every bad row reported with its line',
       querystring: ImportQuery, body: ImportBody,
-      response: {
-        201: Type.Object({ imported: Type.Integer(), machines: Type.Array(MachineViewSchema) }),
-        400: Type.Object({
-          error: Type.Object({
-            code: Type.String(), message: Type.String(), field: Type.Optional(Type.String()),
-            problems: Type.Optional(Type.Array(Type.Object({ line: Type.Integer(), field: Type.String(), message: Type.String() }))),
-          }),
-        }),
-      },
+      response: { 201: Type.Object({ imported: Type.Integer(), machines: Type.Array(MachineViewSchema) }), 400: ErrorBody },
     },
   }, async (req, reply) => {
     const format = formatOf(req.query as { format?: InventoryFormat }, req.headers['content-type']);
-    try {
-      const ms = await importInventory(p.machines, p.secrets, req.body as string, format);
-      ctx.log.info({ machines: ms.map((m) => m.name), format }, 'inventory imported');
-      return reply.status(201).send({ imported: ms.length, machines: ms });
-    } catch (err) {
-      if (!(err instanceof InventoryError)) throw err;
-      // The one error mapping drops extra fields; the problem list is the point here.
-      return reply.status(400).send({ error: { code: err.code, message: err.message, ...(err.field ? { field: err.field } : {}), problems: err.problems } });
-    }
+    // A bad file throws an InventoryError: 400 with every bad line in error.problems.
+    const ms = await importInventory(p.machines, p.secrets, req.body as string, format);
+    ctx.log.info({ machines: ms.map((m) => m.name), format }, 'inventory imported');
+    return reply.status(201).send({ imported: ms.length, machines: ms });
   });
 
   app.get('/v1/machines', { schema: { tags, summary: 'List machines', response: { 200: Type.Array(MachineViewSchema) } } }, async () => listMachines(p.machines));

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { ApiContext } from '../context.js';
 import { K } from '../../model/keys.js';
 import { NODE_NAME } from '../../model/names.js';
-import { emptyAlloc, type Node, type NodeAlloc, type NodeView } from '../../model/node.js';
+import { NodeView, emptyAlloc, isNodeReady, type Node, type NodeAlloc } from '../../model/node.js';
 import { getJson, listJson, updateJson } from '../../store/json.js';
 import { NotFoundError } from '../../errors.js';
 
@@ -17,14 +17,14 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   async function nodeView(n: Node): Promise<NodeView> {
     const [alive, alloc] = await Promise.all([store.get(K.alive(n.name)), getJson<NodeAlloc>(store, K.alloc(n.name))]);
-    return { ...n, ready: alive !== undefined, alloc: alloc?.value ?? emptyAlloc() };
+    return { ...n, ready: isNodeReady(alive), alloc: alloc?.value ?? emptyAlloc() };
   }
 
-  app.get('/v1/nodes', { schema: { tags: ['nodes'], summary: 'List nodes' } }, async () => {
+  app.get('/v1/nodes', { schema: { tags: ['nodes'], summary: 'List nodes', response: { 200: Type.Array(NodeView) } } }, async () => {
     return Promise.all((await listJson<Node>(store, K.nodes)).map(nodeView));
   });
 
-  app.get('/v1/nodes/:name', { schema: { tags: ['nodes'], summary: 'Get a node', params: NodeParams } }, async (req) => {
+  app.get('/v1/nodes/:name', { schema: { tags: ['nodes'], summary: 'Get a node', params: NodeParams, response: { 200: NodeView } } }, async (req) => {
     const { name } = req.params as { name: string };
     const n = await getJson<Node>(store, K.node(name));
     if (!n) throw new NotFoundError(`node ${name} not found`);
@@ -47,7 +47,7 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
   }
 
   app.post('/v1/nodes/:name/drain', {
-    schema: { tags: ['nodes'], summary: 'Cordon a node and move its replicas off, one per service at a time', params: NodeParams, body: DrainBody },
+    schema: { tags: ['nodes'], summary: 'Cordon a node and move its replicas off, one per service at a time', params: NodeParams, body: DrainBody, response: { 200: NodeView } },
   }, async (req) => {
     const { name } = req.params as { name: string };
     const deadline = (req.body as { deadlineSeconds?: number }).deadlineSeconds ?? 3600;

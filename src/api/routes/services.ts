@@ -5,9 +5,10 @@ import type { ApiContext } from '../context.js';
 import { K } from '../../model/keys.js';
 import { SERVICE_NAME } from '../../model/names.js';
 import {
-  ScaleRequest, ServiceCreate, ServiceUpdate, applyDefaults, checkServiceSpec, needsRollout,
+  ScaleRequest, ServiceCreate, ServiceUpdate, ServiceView, applyDefaults, checkServiceSpec, needsRollout,
   type Service, type ServiceSpec,
 } from '../../model/service.js';
+import { ReplicaView } from '../../model/replica.js';
 import { createJson, getJson, listJson, updateJson } from '../../store/json.js';
 import { InputError, NotFoundError } from '../../errors.js';
 import { replicaViews, serviceView } from '../views.js';
@@ -30,7 +31,7 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return serviceView(svc.value, await replicaViews(store, name));
   }
 
-  app.post('/v1/services', { schema: { tags: ['services'], summary: 'Create a service', body: ServiceCreate } }, async (req, reply) => {
+  app.post('/v1/services', { schema: { tags: ['services'], summary: 'Create a service', body: ServiceCreate, response: { 201: ServiceView } } }, async (req, reply) => {
     const spec = applyDefaults(req.body as ServiceCreate);
     check(spec);
     spec.secretEnv = sealEnv(ctx.secrets, spec.name, spec.secretEnv);
@@ -41,21 +42,21 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return reply.status(201).send(serviceView(svc, []));
   });
 
-  app.get('/v1/services', { schema: { tags: ['services'], summary: 'List services' } }, async () => {
+  app.get('/v1/services', { schema: { tags: ['services'], summary: 'List services', response: { 200: Type.Array(ServiceView) } } }, async () => {
     const [services, replicas] = await Promise.all([listJson<Service>(store, K.services), replicaViews(store)]);
     return services.map((s) => serviceView(s, replicas.filter((r) => r.service === s.spec.name)));
   });
 
-  app.get('/v1/services/:name', { schema: { tags: ['services'], summary: 'Get a service with its replicas', params: NameParams } }, async (req) => {
+  app.get('/v1/services/:name', { schema: { tags: ['services'], summary: 'Get a service with its replicas', params: NameParams, response: { 200: ServiceView } } }, async (req) => {
     return view((req.params as { name: string }).name);
   });
 
-  app.get('/v1/services/:name/replicas', { schema: { tags: ['replicas'], summary: "A service's replicas", params: NameParams } }, async (req) => {
+  app.get('/v1/services/:name/replicas', { schema: { tags: ['replicas'], summary: "A service's replicas", params: NameParams, response: { 200: Type.Array(ReplicaView) } } }, async (req) => {
     return (await view((req.params as { name: string }).name)).replicas;
   });
 
   app.patch('/v1/services/:name', {
-    schema: { tags: ['services'], summary: 'Update a service (rolling, one replica at a time)', params: NameParams, body: ServiceUpdate },
+    schema: { tags: ['services'], summary: 'Update a service (rolling, one replica at a time)', params: NameParams, body: ServiceUpdate, response: { 200: ServiceView } },
   }, async (req) => {
     const { name } = req.params as { name: string };
     const patch = req.body as ServiceUpdate;
@@ -71,7 +72,7 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   });
 
   app.put('/v1/services/:name/scale', {
-    schema: { tags: ['services'], summary: 'Set the replica count', params: NameParams, body: ScaleRequest },
+    schema: { tags: ['services'], summary: 'Set the replica count', params: NameParams, body: ScaleRequest, response: { 200: ServiceView } },
   }, async (req) => {
     const { name } = req.params as { name: string };
     const { replicas } = req.body as { replicas: number };

@@ -4,7 +4,7 @@
  * Errors are typed (machine/errors.ts): BmcUnreachableError (timeout),
  * BmcAuthError (bad credentials), BmcUnsupportedError, BmcCommandError.
  */
-import type { BmcSpec } from '../inventory.js';
+import type { BmcSpec } from '../../model/machine.js';
 
 export type PowerState = 'on' | 'off';
 

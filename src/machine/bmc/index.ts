@@ -1,5 +1,5 @@
 /** Picks the driver for a machine's BMC spec. */
-import type { BmcSpec } from '../inventory.js';
+import type { BmcSpec } from '../../model/machine.js';
 import type { BmcDriver, BmcDriverFactory, BmcDriverOptions } from './driver.js';
 import { IpmiDriver, type IpmiOptions } from './ipmi.js';
 import { RedfishDriver, type RedfishOptions } from './redfish.js';

@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { normalizeMac } from '../inventory.js';
+import { normalizeMac } from '../inventory-validate.js';
 import { BmcAuthError, BmcCommandError, BmcUnreachableError, BmcUnsupportedError } from '../errors.js';
 import type { BmcDriver, BmcDriverOptions, PowerState } from './driver.js';
 

@@ -8,7 +8,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { normalizeMac } from '../inventory.js';
+import { normalizeMac } from '../inventory-validate.js';
 import { BmcAuthError, BmcCommandError, BmcUnreachableError, BmcUnsupportedError } from '../errors.js';
 import type { BmcDriver, BmcDriverOptions, PowerState } from './driver.js';
 

@@ -9,7 +9,7 @@
  */
 import { InputError, NotFoundError } from '../../errors.js';
 import { parse as parseYaml } from 'yaml';
-import type { MachineIdentity } from '../inventory.js';
+import type { MachineIdentity } from '../../model/machine.js';
 import { renderDebianPreseed } from './debian-preseed.js';
 import { renderRockyKickstart } from './rocky-kickstart.js';
 import { renderUbuntuAutoinstall } from './ubuntu-autoinstall.js';

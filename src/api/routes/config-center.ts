@@ -13,10 +13,11 @@
  * one-time install token. Request logging is lowered to `warn` on them so tokens in
  * URLs never reach the access log.
  */
-import type { FastifyError, FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { KiverError } from '../errors.js';
-import { renderIdentityShell, type ConfigCenter } from './config-center.js';
+import { ErrorBody } from '../../model/error-body.js';
+import { renderIdentityShell, type ConfigCenter } from '../../machine/config-center.js';
+import { errorHandler } from '../errors.js';
 
 export const INSTALL_TOKEN_HEADER = 'x-kiver-install-token';
 
@@ -24,9 +25,6 @@ export interface ConfigCenterRoutesOptions {
   center: ConfigCenter;
 }
 
-const ErrorBody = Type.Object({
-  error: Type.Object({ code: Type.String(), message: Type.String() }),
-});
 
 const MacParams = Type.Object({ mac: Type.String({ maxLength: 64 }) });
 const TokenQuery = Type.Object({
@@ -62,15 +60,8 @@ export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> =
   // encoded, curl -X POST: none); the body is ignored. Scoped to this plugin.
   app.addContentTypeParser('*', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => done(null, body));
 
-  app.setErrorHandler((err: FastifyError, _req, reply) => {
-    if (err instanceof KiverError) {
-      return reply.status(err.status).send({ error: { code: err.code, message: err.message } });
-    }
-    if (err.validation) {
-      return reply.status(400).send({ error: { code: 'invalid', message: err.message } });
-    }
-    return reply.status(500).send({ error: { code: 'internal', message: 'internal error' } });
-  });
+  // The one error mapping, also when the plugin is mounted on its own (tests, a separate listener).
+  app.setErrorHandler(errorHandler(app.log));
 
   app.get<{ Params: Static<typeof MacParams>; Querystring: Static<typeof TokenQuery> }>(
     '/v1/config-center/:mac',
