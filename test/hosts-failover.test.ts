@@ -7,41 +7,29 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createHosts, sweepStale, type TestHosts } from './harness/hosts.js';
+import type { TestHosts } from './harness/hosts.js';
+import { hostsCluster, type HostsCluster } from './harness/hosts-cluster.js';
 import { until } from './harness/kiver.js';
-import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/client/api-client.js';
-import { createLogger } from '../src/log.js';
+import type { ApiClient } from '../src/client/api-client.js';
 import type { ServiceView } from '../src/model/service.js';
 
 const GRACE_S = 5;
 const CMD = ['/bin/sh', '-c', 'echo "$KIVER_REPLICA" > /data/who; exec httpd -f -p 8080 -h /data'];
 
 describe('node loss and drain on test hosts', () => {
+  let c: HostsCluster;
   let run: TestHosts;
-  let server: KiverServer;
   let admin: ApiClient;
-  let dir: string;
 
   before(async () => {
-    await sweepStale();
-    run = await createHosts(3);
-    dir = await mkdtemp(join(tmpdir(), 'kiver-hosts-'));
-    server = await KiverServer.start({ dataDir: dir, listen: `${run.bridgeIp}:0`, log: createLogger('test', 'silent'), nodeLeaseTtl: GRACE_S });
-    admin = new ApiClient({ servers: [server.url], token: server.tokens.admin });
-    // Short watchdog interval off: these tests kill dockerd on purpose and restart it themselves.
-    for (const h of run.hosts) await h.startAgent({ servers: server.url, token: server.tokens.join, args: ['--no-docker-watchdog'] });
+    c = await hostsCluster(3, { graceSeconds: GRACE_S });
+    ({ run, admin } = c);
   });
   after(async () => {
-    await run?.destroy();
-    await server?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await c?.close();
   });
 
-  const svc = (name: string) => admin.get<ServiceView>(`/v1/services/${name}`);
+  const svc = (name: string) => c.svc(name);
   /** Containers of a service across every host's dockerd that are running. */
   async function running(name: string): Promise<{ host: string; replica: string }[]> {
     const out: { host: string; replica: string }[] = [];

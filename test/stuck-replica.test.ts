@@ -9,40 +9,29 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createHosts, sweepStale, type TestHosts } from './harness/hosts.js';
+import type { TestHosts } from './harness/hosts.js';
+import { hostsCluster, type HostsCluster } from './harness/hosts-cluster.js';
 import { until } from './harness/kiver.js';
-import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/client/api-client.js';
-import { createLogger } from '../src/log.js';
+import type { ApiClient } from '../src/client/api-client.js';
 import type { ServiceView } from '../src/model/service.js';
 import type { KiverEvent } from '../src/model/event.js';
 
 const HTTPD = ['/bin/sh', '-c', 'exec httpd -f -p 8080 -h /data'];
 
 describe('replicas Docker will not start', () => {
+  let c: HostsCluster;
   let run: TestHosts;
-  let server: KiverServer;
   let admin: ApiClient;
-  let dir: string;
 
   before(async () => {
-    await sweepStale();
-    run = await createHosts(1);
-    dir = await mkdtemp(join(tmpdir(), 'kiver-stuck-'));
-    server = await KiverServer.start({ dataDir: dir, listen: `${run.bridgeIp}:0`, log: createLogger('test', 'silent'), nodeLeaseTtl: 10 });
-    admin = new ApiClient({ servers: [server.url], token: server.tokens.admin });
-    await run.hosts[0].startAgent({ servers: server.url, token: server.tokens.join, args: ['--no-docker-watchdog'] });
+    c = await hostsCluster(1, { graceSeconds: 10 });
+    ({ run, admin } = c);
   });
   after(async () => {
-    await run?.destroy();
-    await server?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await c?.close();
   });
 
-  const svc = (name: string) => admin.get<ServiceView>(`/v1/services/${name}`);
+  const svc = (name: string) => c.svc(name);
 
   it('a taken host port: the error reaches status and events, and the replica runs on a fresh port', async () => {
     const h = run.hosts[0];

@@ -7,6 +7,10 @@
  *   once (an event and the kiver_eviction_brake gauge) until enough nodes are back, and
  *   then for one more settle window (a node grace): the others come back within it, so the
  *   first nodes back do not receive every stranded replica;
+ * - a node must have been seen lost for an observation window (a third of the grace plus a
+ *   second: one heartbeat interval) before anything moves off it, so nodes that lost their
+ *   server at the same moment — whose leases lapse within one heartbeat interval of each
+ *   other — are counted together rather than evicted one by one below the threshold;
  * - otherwise moves off lost nodes go at a bounded rate (a token bucket);
  * - how long each node has been seen lost, on this process's monotonic clock, counted
  *   from when this leader first saw it NotReady (a new leader starts counting afresh:
@@ -19,8 +23,10 @@ import { metrics } from '../metrics.js';
 export interface EvictionOptions {
   /** Fraction of NotReady nodes above which nothing moves (0..1). */
   threshold?: number;
-  /** After the brake releases, keep holding this long (ms) so the other nodes can return. */
+  /** After the brake releases, keep holding this long (ms) so the other nodes can return (a node grace). */
   settleMs?: number;
+  /** How long a node must have been seen lost before replicas leave it (default settleMs / 3 + 1 s). */
+  observeMs?: number;
   /** Moves off lost nodes per second, and the burst allowed at once. */
   ratePerSecond?: number;
   burst?: number;
@@ -44,7 +50,11 @@ export class EvictionBrake {
     this.burst = opts.burst ?? 10;
     this.tokens = this.burst;
     this.settleMs = opts.settleMs ?? 30_000;
+    this.observeMs = opts.observeMs ?? this.settleMs / 3 + 1000;
   }
+
+  /** Seen lost for at least the observation window. */
+  readonly observeMs: number;
 
   /** True while too many nodes are NotReady to trust that they are gone (records the transition once). */
   holding(): boolean {

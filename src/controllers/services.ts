@@ -401,8 +401,8 @@ export class ServiceController {
       }
       if (lost || startFailed) {
         if (lost && this.brake.holding()) continue; // most nodes gone at once: suspect ourselves, move nothing
-        if (lost && nodeLostPolicy(svc.spec) === 'wait') {
-          const left = WAIT_MARGIN_MS - this.brake.lostForMs(r.node);
+        if (lost) {
+          const left = Math.max(this.brake.observeMs, nodeLostPolicy(svc.spec) === 'wait' ? WAIT_MARGIN_MS : 0) - this.brake.lostForMs(r.node);
           if (left > 0) {
             setTimeout(() => this.mark(name), left + 10).unref();
             continue;
