@@ -7,35 +7,22 @@
  *  - on-node-lost replace: the replica runs elsewhere within the grace (+ 10 s); after the
  *    heal the returning node keeps nothing that moved.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TestHosts } from './harness/hosts.js';
-import { hostsCluster, type HostsCluster } from './harness/hosts-cluster.js';
+import { useHostsCluster } from './harness/hosts-cluster.js';
 import { until } from './harness/kiver.js';
-import type { ApiClient } from '../src/client/api-client.js';
 import type { ServiceView } from '../src/model/service.js';
 
 const GRACE_S = 5;
 
 describe('disconnect policy under a partition', () => {
-  let c: HostsCluster;
-  let run: TestHosts;
-  let admin: ApiClient;
-
-  before(async () => {
-    c = await hostsCluster(3, { graceSeconds: GRACE_S });
-    ({ run, admin } = c);
-  });
-  after(async () => {
-    await c?.close();
-  });
-
+  const c = useHostsCluster(3, { graceSeconds: GRACE_S });
   const svc = (name: string) => c.svc(name);
 
   /** Running containers per replica identity, across every host's dockerd. */
   async function sample(): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
-    await Promise.all(run.hosts.map(async (h) => {
+    await Promise.all(c.run.hosts.map(async (h) => {
       const cs = await h.docker.listContainers({ filters: { label: ['kiver.managed=true'] } }).catch(() => []);
       for (const c of cs) out.set(c.Labels['kiver.replica'], [...(out.get(c.Labels['kiver.replica']) ?? []), h.name]);
     }));
@@ -44,12 +31,12 @@ describe('disconnect policy under a partition', () => {
 
   it('wait: never two copies; replace: moved within the grace, its duplicate gone after the heal', async () => {
     const common = { image: 'kiver/busybox', command: ['sleep', '86400'], replicas: 3, cpu: 0.05, memory: 2 ** 24 };
-    await admin.post('/v1/services', { name: 'db', ...common, onNodeLost: 'wait' });
-    await admin.post('/v1/services', { name: 'web', ...common });
+    await c.admin.post('/v1/services', { name: 'db', ...common, onNodeLost: 'wait' });
+    await c.admin.post('/v1/services', { name: 'web', ...common });
     assert.equal((await svc('web')).spec.onNodeLost, 'replace', 'replace is the default for a stateless service');
     for (const name of ['db', 'web']) await until(`${name} running`, async () => (await svc(name)).status.running === 3, 60_000);
     const db = await svc('db');
-    const victim = run.host(db.replicas[0].node);
+    const victim = c.run.host(db.replicas[0].node);
     const web = (await svc('web')).replicas.find((r) => r.node === victim.name)!;
 
     let maxDb = 0;

@@ -7,41 +7,28 @@
  *  - dockerd is killed while the container starts: the replica converges to running, or
  *    is reported failed with Docker's message — never `creating` forever.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { TestHosts } from './harness/hosts.js';
-import { hostsCluster, type HostsCluster } from './harness/hosts-cluster.js';
+import { useHostsCluster } from './harness/hosts-cluster.js';
 import { until } from './harness/kiver.js';
-import type { ApiClient } from '../src/client/api-client.js';
 import type { ServiceView } from '../src/model/service.js';
 import type { KiverEvent } from '../src/model/event.js';
 
 const HTTPD = ['/bin/sh', '-c', 'exec httpd -f -p 8080 -h /data'];
 
 describe('replicas Docker will not start', () => {
-  let c: HostsCluster;
-  let run: TestHosts;
-  let admin: ApiClient;
-
-  before(async () => {
-    c = await hostsCluster(1, { graceSeconds: 10 });
-    ({ run, admin } = c);
-  });
-  after(async () => {
-    await c?.close();
-  });
-
+  const c = useHostsCluster(1, { graceSeconds: 10 });
   const svc = (name: string) => c.svc(name);
 
   it('a taken host port: the error reaches status and events, and the replica runs on a fresh port', async () => {
-    const h = run.hosts[0];
+    const h = c.run.hosts[0];
     // A container Kiver does not manage holds the first port of the dynamic range.
     const blocker = await h.docker.createContainer({
       name: 'port-blocker', Image: 'kiver/busybox', Cmd: ['sleep', '3600'],
       ExposedPorts: { '80/tcp': {} }, HostConfig: { PortBindings: { '80/tcp': [{ HostPort: '20000' }] } },
     });
     await blocker.start();
-    await admin.post('/v1/services', { name: 'blocked', image: 'kiver/busybox', command: HTTPD, replicas: 1, cpu: 0.1, memory: 2 ** 24, ports: [{ container: 8080 }] });
+    await c.admin.post('/v1/services', { name: 'blocked', image: 'kiver/busybox', command: HTTPD, replicas: 1, cpu: 0.1, memory: 2 ** 24, ports: [{ container: 8080 }] });
     const seen = await until('the start error in the replica status', async () => {
       const r = (await svc('blocked')).replicas[0];
       return r?.lastError && /port is already allocated/.test(r.lastError) ? r : false;
@@ -51,11 +38,11 @@ describe('replicas Docker will not start', () => {
       const r = (await svc('blocked')).replicas[0];
       return r?.state === 'running' ? r : false;
     }, 90_000).catch(async (err) => {
-      process.stderr.write(`DEBUG ${JSON.stringify(await svc('blocked'))}\n${JSON.stringify(await admin.get('/v1/events?limit=50'))}\n${h.agentLog().slice(-3000)}\n`);
+      process.stderr.write(`DEBUG ${JSON.stringify(await svc('blocked'))}\n${JSON.stringify(await c.admin.get('/v1/events?limit=50'))}\n${h.agentLog().slice(-3000)}\n`);
       throw err;
     });
     assert.notEqual(running.ports[0].host, 20000);
-    const evs = await admin.get<KiverEvent[]>('/v1/events?object=replica/blocked/0');
+    const evs = await c.admin.get<KiverEvent[]>('/v1/events?object=replica/blocked/0');
     const failed = evs.find((e) => e.reason === 'StartFailed');
     assert.ok(failed, `a StartFailed event (events: ${evs.map((e) => e.reason)})`);
     assert.match(failed.message, /start failed: .*port is already allocated/);
@@ -65,8 +52,8 @@ describe('replicas Docker will not start', () => {
   });
 
   it('dockerd killed while the container starts: running, or failed with Docker\'s message', async () => {
-    const h = run.hosts[0];
-    await admin.post('/v1/services', { name: 'racy', image: 'kiver/busybox', command: HTTPD, replicas: 1, cpu: 0.1, memory: 2 ** 24, ports: [{ container: 8080 }] });
+    const h = c.run.hosts[0];
+    await c.admin.post('/v1/services', { name: 'racy', image: 'kiver/busybox', command: HTTPD, replicas: 1, cpu: 0.1, memory: 2 ** 24, ports: [{ container: 8080 }] });
     // Kill dockerd the moment the replica's container exists (created, maybe starting).
     await until('the container exists', async () => (await h.docker.listContainers({ all: true, filters: { label: ['kiver.service=racy'] } })).length > 0, 30_000, 20);
     await h.killDockerd('SIGKILL');

@@ -3,6 +3,7 @@
  * bridge, and a real `kiver agent` (Docker watchdog off: such tests kill dockerd on purpose)
  * on every host. close() tears all of it down.
  */
+import { after, before } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,4 +37,12 @@ export async function hostsCluster(n: number, opts: { graceSeconds: number }): P
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** hostsCluster() set up before the suite and torn down after it; fields are set once `before` ran. */
+export function useHostsCluster(n: number, opts: { graceSeconds: number }): HostsCluster {
+  const c = {} as HostsCluster;
+  before(async () => { Object.assign(c, await hostsCluster(n, opts)); });
+  after(async () => { await c.close?.(); });
+  return c;
 }
