@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Runs the compiled tests with node's test runner: unit tests live next to the code
 // (dist/src/**/*.test.js), integration tests under dist/test/**/*.test.js.
-// Usage: node scripts/run-tests.js [unit|integration] [name-filter]
+// Usage: node scripts/run-tests.js [unit|integration] [name-filter...]  (a file matching any filter runs)
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-const [which = 'all', filter] = process.argv.slice(2);
+const [which = 'all', ...filters] = process.argv.slice(2);
 function find(dir) {
   let out = [];
   let entries;
@@ -21,7 +21,7 @@ function find(dir) {
 let files = [];
 if (which === 'all' || which === 'unit') files = files.concat(find('dist/src'));
 if (which === 'all' || which === 'integration') files = files.concat(find('dist/test'));
-if (filter) files = files.filter((f) => f.includes(filter));
+if (filters.length) files = files.filter((f) => filters.some((filter) => f.includes(filter)));
 files.sort();
 if (files.length === 0) { console.error('no test files found; run npm run build first'); process.exit(1); }
 // One file at a time: integration tests share one Docker daemon and 2 cores.

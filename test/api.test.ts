@@ -171,17 +171,39 @@ describe('API', () => {
     await server.controller.idle();
     const c0 = await admin.get<ServiceView>('/v1/services/c0');
     assert.ok(targets.includes(c0.spec.replicas), `c0 final replicas ${c0.spec.replicas} is one of the requests`);
-    const nodes = await admin.get<NodeView[]>('/v1/nodes');
-    let placed = 0;
-    for (const n of nodes) {
-      assert.ok(n.alloc.cpuMilli <= n.cpus * 1000, `${n.name} CPU over-committed: ${n.alloc.cpuMilli}`);
-      assert.ok(n.alloc.memory <= n.memory);
-      placed += n.alloc.replicas.length;
+    const checkAllocs = async () => {
+      const nodes = await admin.get<NodeView[]>('/v1/nodes');
+      let placed = 0;
+      for (const n of nodes) {
+        assert.ok(n.alloc.cpuMilli <= n.cpus * 1000, `${n.name} CPU over-committed: ${n.alloc.cpuMilli}`);
+        assert.ok(n.alloc.memory <= n.memory);
+        placed += n.alloc.replicas.length;
+      }
+      const reps = await admin.get<{ node: string; desired: string }[]>('/v1/replicas');
+      assert.equal(placed, reps.filter((r) => r.node).length, 'node allocations match placed replicas');
+      assert.ok(placed <= 12);
+      // The allocation of each node equals the sum of its replicas' requests.
+      for (const n of nodes) assert.equal(n.alloc.cpuMilli, n.alloc.replicas.length * 500);
+    };
+    await checkAllocs();
+
+    // Which of concurrent requests is last is up to the server; so, in a known order: each
+    // scale is accepted before the next is sent, while the controller is still acting on
+    // the previous ones. The replica set must end exactly at the last count.
+    const last = { c0: 2, c1: 3 };
+    for (const [c0n, c1n] of [[5, 1], [1, 5], [4, 2], [last.c0, last.c1]]) {
+      await admin.put('/v1/services/c0/scale', { replicas: c0n });
+      await admin.put('/v1/services/c1/scale', { replicas: c1n });
     }
-    const reps = await admin.get<{ node: string; desired: string }[]>('/v1/replicas');
-    assert.equal(placed, reps.filter((r) => r.node).length, 'node allocations match placed replicas');
-    assert.ok(placed <= 12);
-    // The allocation of each node equals the sum of its replicas' requests.
-    for (const n of nodes) assert.equal(n.alloc.cpuMilli, n.alloc.replicas.length * 500);
+    for (const [name, n] of Object.entries(last)) {
+      const s = await until(`${name}: exactly ${n} replicas, all placed`, async () => {
+        await fakeAgents(); // confirms the removals
+        const v = await admin.get<ServiceView>(`/v1/services/${name}`);
+        return v.replicas.length === n && v.replicas.every((r) => r.node && r.desired === 'run') ? v : false;
+      }, 30_000);
+      assert.equal(s.spec.replicas, n);
+      assert.deepEqual(s.replicas.map((r) => r.ordinal), Array.from({ length: n }, (_, i) => i), `${name}: ordinals 0..${n - 1}`);
+    }
+    await checkAllocs();
   });
 });

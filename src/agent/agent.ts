@@ -25,6 +25,8 @@ export interface AgentOptions extends Roots {
   node: string;
   /** Address clients use to reach this node's published ports. */
   address: string;
+  /** Node labels, matched by services' placement constraints. */
+  labels?: Record<string, string>;
   docker?: Docker;
   log?: Logger;
   /** Full reconcile at least this often (ms). */
@@ -157,6 +159,7 @@ export class Agent {
       address: this.opts.address,
       cpus: this.opts.cpus ?? os.cpus().length,
       memory: this.opts.memory ?? os.totalmem(),
+      ...(this.opts.labels && Object.keys(this.opts.labels).length ? { labels: this.opts.labels } : {}),
       dockerVersion: await this.runtime.version(),
       agentVersion: '0.1.0',
     }, { timeoutMs: 10_000, idempotent: true });

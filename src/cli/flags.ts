@@ -3,6 +3,8 @@
  * numbers. Each throws an InputError naming the flag, so the CLI prints one line.
  */
 import { InputError } from '../errors.js';
+import { LABEL_KEY, LABEL_VALUE } from '../model/names.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from '../log.js';
 
 export { parseListen } from '../model/listen.js';
 
@@ -46,6 +48,36 @@ export function parseInteger(v: string, field: string, min = -Infinity, max = In
   return n;
 }
 
+const labelKey = new RegExp(LABEL_KEY);
+const labelValue = new RegExp(LABEL_VALUE);
+
+/** Repeated `key=value` node labels (`--label`, `--constraint`) → a record; a key given twice is an error. */
+export function parseLabels(pairs: string[], field: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    const [k, v] = i < 0 ? [p, undefined] : [p.slice(0, i), p.slice(i + 1)];
+    if (v === undefined || !labelKey.test(k) || !labelValue.test(v)) {
+      throw new InputError(`--${field}: expected key=value (key: a-z 0-9 . / -, value: A-Z a-z 0-9 . _ -, each at most 63), got ${JSON.stringify(p)}`, field);
+    }
+    if (k in out && out[k] !== v) throw new InputError(`--${field}: ${k} given twice (${out[k]}, ${v})`, field);
+    out[k] = v;
+  }
+  return out;
+}
+
+/** --log-level: one of pino's levels. */
+export function parseLogLevel(v: string, field = 'log-level'): string {
+  if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new InputError(`--${field} must be one of ${LOG_LEVELS.join(', ')}, got "${v}"`, field);
+  return v;
+}
+
+/** --log-format: auto (pretty on a terminal), pretty or json. */
+export function parseLogFormat(v: string, field = 'log-format'): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(v)) throw new InputError(`--${field} must be one of ${LOG_FORMATS.join(', ')}, got "${v}"`, field);
+  return v as LogFormat;
+}
+
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, ki: 1024, m: 1024 ** 2, mi: 1024 ** 2, g: 1024 ** 3, gi: 1024 ** 3, t: 1024 ** 4, ti: 1024 ** 4 };
 
 /** "512m", "1g", "256Mi", "1048576" → bytes. */
@@ -54,4 +86,12 @@ export function parseBytes(s: string, field = 'memory'): number {
   const unit = m ? UNITS[m[2].toLowerCase().replace(/b$/, '') || ''] ?? UNITS[m[2].toLowerCase()] : undefined;
   if (!m || unit === undefined) throw new InputError(`--${field}: expected a size like 512m or 2g, got "${s}"`, field);
   return Math.round(Number(m[1]) * unit);
+}
+
+/** A size in Docker's log-opts form ("50m", "512k", "1g"), from anything parseBytes takes. */
+export function parseDockerSize(s: string, field: string): string {
+  const b = parseBytes(s, field);
+  if (b < 1024) throw new InputError(`--${field}: at least 1k, got "${s}"`, field);
+  for (const [unit, n] of [['g', 1024 ** 3], ['m', 1024 ** 2]] as const) if (b % n === 0) return `${b / n}${unit}`;
+  return `${Math.ceil(b / 1024)}k`;
 }

@@ -6,9 +6,10 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
-import { age, print, secs, table } from './output.js';
+import { age, print, printErr, secs, table } from './output.js';
 import { collect, parseDuration, parseInteger } from './flags.js';
 import { InputError, KiverError } from '../errors.js';
+import { escapeControls } from '../escape.js';
 import { inventoryFormatOf, type InventoryFormat } from '../machine/inventory.js';
 import type { MachineView } from '../model/machine.js';
 import type { ApiClient } from '../client/api-client.js';
@@ -100,7 +101,7 @@ function machineDetail(m: MachineView): string {
   const id = m.identity;
   const lines = [
     `Name:        ${m.name}`,
-    `Phase:       ${m.status.phase} (since ${m.status.since})${m.status.reason ? `\nReason:      ${m.status.reason}` : ''}`,
+    `Phase:       ${m.status.phase} (since ${m.status.since})${m.status.reason ? `\nReason:      ${escapeControls(m.status.reason)}` : ''}`,
     `BMC:         ${m.bmc.driver}://${m.bmc.user}@${m.bmc.address}${m.bmc.port ? `:${m.bmc.port}` : ''} (password ${m.bmc.password})`,
     `MACs:        ${m.macs.join(', ') || '-'}${m.status.bmcMacs ? ` (BMC reports ${m.status.bmcMacs.join(', ')})` : ''}`,
     `OS profile:  ${m.osProfile}`,
@@ -159,7 +160,7 @@ class ProgressDisplay {
   private line(f: Follow, now: number): string {
     const w = Math.max(...this.rows.map((r) => r.name.length));
     const elapsed = mmss((f.endedAt ?? now) - f.resetAt);
-    return `${f.name.padEnd(w)}  ${elapsed.padStart(5)}  ${f.step}`;
+    return escapeControls(`${f.name.padEnd(w)}  ${elapsed.padStart(5)}  ${f.step}`);
   }
 
   render(now = Date.now()): void {
@@ -174,7 +175,7 @@ class ProgressDisplay {
     for (const f of this.rows) {
       if (this.last.get(f.name) === f.step) continue;
       this.last.set(f.name, f.step);
-      process.stderr.write(`${this.line(f, now)}\n`);
+      printErr(this.line(f, now));
     }
   }
 }
@@ -210,7 +211,7 @@ async function follow(client: ApiClient, started: Outcome[], timeoutMs: number):
     } catch (err) {
       // The server may be restarting (or failing over); keep following until the deadline.
       const msg = (err as Error).message;
-      if (msg !== lastError) process.stderr.write(`kiver: following installs: ${msg}\n`);
+      if (msg !== lastError) printErr(`kiver: following installs: ${msg}`);
       lastError = msg;
     }
     if (Date.now() > deadline) {
@@ -311,7 +312,7 @@ export function registerMachine(program: Command): void {
       const { results } = await client.request<{ results: Outcome[] }>(
         'POST', '/v1/machines/install', { names: unique, concurrency, ...(o.os ? { osProfile: o.os } : {}) }, { timeoutMs: requestTimeout },
       );
-      for (const r of results) if (!r.ok) process.stderr.write(`kiver: ${r.name}: ${r.error?.message}\n`);
+      for (const r of results) if (!r.ok) printErr(`kiver: ${r.name}: ${r.error?.message}`);
       const started = results.filter((r) => r.ok && r.started);
       const notStarted = results.filter((r) => !r.ok).map((r) => r.name);
       if (o.detach) {

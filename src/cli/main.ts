@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { KiverError } from '../errors.js';
 import { EXIT, EXIT_HELP, exitCodeOf } from './exit-codes.js';
+import { printErr } from './output.js';
 import { registerImage } from './image.js';
 import { registerAdmin } from './admin.js';
 import { registerUp } from '../cmd/up.js';
@@ -8,6 +9,7 @@ import { registerServer } from '../cmd/server.js';
 import { registerAgent } from '../cmd/agent.js';
 import { registerGuard } from '../cmd/guard.js';
 import { registerPxe } from '../cmd/pxe.js';
+import { registerNodeInit } from '../cmd/node-init.js';
 import { registerSnapshot } from '../cmd/snapshot.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
@@ -29,7 +31,7 @@ export function buildProgram(): Command {
   registerServer(program);
   registerAgent(program);
   registerService(program);
-  registerNode(program);
+  registerNodeInit(registerNode(program));
   registerEvents(program);
   registerMachine(program);
   registerPxe(program);
@@ -54,12 +56,12 @@ export async function run(program: Command, argv: string[]): Promise<void> {
       process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.input);
     }
     if (err instanceof KiverError) {
-      process.stderr.write(`kiver: ${err.message}\n`);
+      printErr(`kiver: ${err.message}`);
       process.exit(exitCodeOf(err));
     }
     const e = err as NodeJS.ErrnoException;
-    process.stderr.write(`kiver: ${e?.message ?? String(err)}\n`);
-    if (process.env.KIVER_DEBUG) process.stderr.write(`${e?.stack}\n`);
+    printErr(`kiver: ${e?.message ?? String(err)}`);
+    if (process.env.KIVER_DEBUG) printErr(`${e?.stack}`);
     process.exit(EXIT.other);
   }
 }

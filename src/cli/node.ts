@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { clientFromEnv } from './config.js';
 import { parseDuration } from './flags.js';
-import { age, formatBytes, print, table } from './output.js';
+import { age, formatBytes, print, printErr, table } from './output.js';
 import type { NodeView } from '../model/node.js';
 import type { KiverEvent } from '../model/event.js';
 import type { ReplicaView } from '../model/replica.js';
 import type { ServiceView } from '../model/service.js';
 import { InputError, UnavailableError } from '../errors.js';
+import type { ApiClient } from '../client/api-client.js';
 
 function nodeTable(ns: NodeView[]): string {
   return table(
@@ -19,7 +20,7 @@ function nodeTable(ns: NodeView[]): string {
   );
 }
 
-export function registerNode(program: Command): void {
+export function registerNode(program: Command): Command {
   const node = program.command('node').description('inspect and manage nodes');
   node.command('ls').alias('list').description('list nodes').action(async (_o, cmd: Command) => {
     const ns = await clientFromEnv().get<NodeView[]>('/v1/nodes');
@@ -38,6 +39,7 @@ export function registerNode(program: Command): void {
         print(cmd, n, () => `node ${name} ${verb}ed`);
       });
   }
+  return node;
 }
 
 function registerDrain(node: Command): void {
@@ -51,24 +53,29 @@ function registerDrain(node: Command): void {
       const deadlineSeconds = parseDuration(o.deadline, 'deadline');
       const n = await client.post<NodeView>(`/v1/nodes/${encodeURIComponent(name)}/drain`, { deadlineSeconds });
       if (o.detach) return print(cmd, n, () => `node ${name} draining`);
-      const until = Date.now() + parseDuration(o.timeout, 'timeout') * 1000;
-      let last = '';
-      for (;;) {
-        const reps = await client.get<ReplicaView[]>(`/v1/replicas?node=${encodeURIComponent(name)}`);
-        const left = reps.filter((r) => r.desired === 'run');
-        const line = `${name}: ${left.length} replica(s) left${left.length ? ` (${left.map((r) => r.id).join(', ')})` : ''}`;
-        if (line !== last) process.stderr.write(`${line}\n`);
-        last = line;
-        // Replicas of services with local data stay (a service-level failover moves them).
-        const local = new Set((await client.get<ServiceView[]>('/v1/services')).filter((s) => s.spec.localData).map((s) => s.name));
-        if (left.every((r) => local.has(r.service))) {
-          const msg = left.length ? `node ${name} drained except ${left.length} replica(s) that own local data` : `node ${name} drained`;
-          return print(cmd, { node: name, remaining: left.map((r) => r.id) }, () => msg);
-        }
-        if (Date.now() > until) throw new UnavailableError(`drain of ${name} still running: ${left.length} replica(s) left`);
-        await new Promise((r) => setTimeout(r, 500));
-      }
+      const r = await followDrain(client, name, parseDuration(o.timeout, 'timeout') * 1000, printErr);
+      print(cmd, r, () => (r.remaining.length ? `node ${name} drained except ${r.remaining.length} replica(s) that own local data` : `node ${name} drained`));
     });
+}
+
+/**
+ * Follows a drain until only replicas that own local data are left on the node
+ * (a service-level failover moves those). Prints each change of progress.
+ */
+export async function followDrain(client: ApiClient, name: string, timeoutMs: number, onLine: (l: string) => void): Promise<{ node: string; remaining: string[] }> {
+  const until = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    const reps = await client.get<ReplicaView[]>(`/v1/replicas?node=${encodeURIComponent(name)}`);
+    const left = reps.filter((r) => r.desired === 'run');
+    const line = `${name}: ${left.length} replica(s) left${left.length ? ` (${left.map((r) => r.id).join(', ')})` : ''}`;
+    if (line !== last) onLine(line);
+    last = line;
+    const local = new Set((await client.get<ServiceView[]>('/v1/services')).filter((s) => s.spec.localData).map((s) => s.name));
+    if (left.every((r) => local.has(r.service))) return { node: name, remaining: left.map((r) => r.id) };
+    if (Date.now() > until) throw new UnavailableError(`drain of ${name} still running: ${left.length} replica(s) left`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 export function registerEvents(program: Command): void {

@@ -1,6 +1,11 @@
-/** Output for people (aligned tables) and for scripts (-o json). */
+/**
+ * Output for people (aligned tables) and for scripts (-o json). Text for people goes
+ * through escapeControls: values from the server, agents and users cannot drive the
+ * terminal or forge rows (JSON output escapes them by itself).
+ */
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
+import { escapeControls } from '../escape.js';
 
 export type Format = 'table' | 'json';
 
@@ -13,14 +18,21 @@ export function format(cmd: Command): Format {
   return o;
 }
 
+/** Aligned columns; each cell is one line, its control characters escaped. */
 export function table(rows: (string | number)[][], header: string[]): string {
-  const all = [header, ...rows.map((r) => r.map(String))];
+  const all = [header, ...rows].map((r) => r.map((c) => escapeControls(String(c))));
   const widths = header.map((_, i) => Math.max(...all.map((r) => String(r[i] ?? '').length)));
   return all.map((r) => r.map((c, i) => String(c ?? '').padEnd(widths[i])).join('  ').trimEnd()).join('\n');
 }
 
+/** `data` as JSON with -o json, else the text `toTable` builds (tables, views of several lines). */
 export function print(cmd: Command, data: unknown, toTable: () => string): void {
-  process.stdout.write(`${format(cmd) === 'json' ? JSON.stringify(data, null, 2) : toTable()}\n`);
+  process.stdout.write(`${format(cmd) === 'json' ? JSON.stringify(data, null, 2) : escapeControls(toTable(), { keepNewlines: true })}\n`);
+}
+
+/** A progress, warning or error line for people, on stderr. */
+export function printErr(text: string): void {
+  process.stderr.write(`${escapeControls(text, { keepNewlines: true })}\n`);
 }
 
 export function formatBytes(n: number): string {

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
-import { age, format, formatBytes, print, table } from './output.js';
-import { collect, parseBytes, parseInteger, parseNumber, parseOnNodeLost } from './flags.js';
+import { age, format, formatBytes, print, printErr, table } from './output.js';
+import { collect, parseBytes, parseInteger, parseLabels, parseNumber, parseOnNodeLost } from './flags.js';
 import { InputError, UnavailableError } from '../errors.js';
 import { DEFAULTS, type ServiceView } from '../model/service.js';
 import type { ReplicaView } from '../model/replica.js';
@@ -75,11 +75,12 @@ function detail(s: ServiceView): string {
     `Env:         ${Object.keys(s.spec.env).join(', ') || '-'}`,
     `Secret env:  ${Object.keys(s.spec.secretEnv ?? {}).join(', ') || '-'} (values never shown)`,
     `Ports:       ${s.spec.ports.map((p) => `${p.host ? `${p.host}:` : ''}${p.container}/${p.protocol ?? 'tcp'}`).join(', ') || '-'}`,
+    s.spec.constraints ? `Constraints: ${Object.entries(s.spec.constraints).map(([k, v]) => `${k}=${v}`).join(', ')}` : '',
     s.deleting ? 'Status:      deleting' : '',
     '',
     replicaTable(s.replicas),
   ];
-  return lines.filter((l, i) => l !== '' || i === 10).join('\n');
+  return lines.filter((l, i) => l !== '' || i === 11).join('\n');
 }
 
 /** Polls until every desired replica runs at the current generation (or the deadline passes). */
@@ -90,7 +91,7 @@ async function waitReady(name: string, timeoutS: number, quiet: boolean): Promis
   for (;;) {
     const s = await client.get<ServiceView>(`/v1/services/${name}`);
     const line = `${name}: ${s.status.updated}/${s.status.desired} running at generation ${s.generation}`;
-    if (!quiet && line !== last) process.stderr.write(`${line}\n`);
+    if (!quiet && line !== last) printErr(line);
     last = line;
     if (s.status.updated === s.status.desired && s.replicas.filter((r) => r.desired === 'run').length === s.status.desired) return s;
     if (Date.now() > deadline) {
@@ -116,10 +117,12 @@ export function registerService(program: Command): void {
     .option('--secret-env <KEY=VALUE|KEY=@FILE>', 'secret variable, encrypted at rest, never shown (repeatable)', collect, [])
     .option('--port <[host:]container>', 'port to publish (repeatable); host port chosen by Kiver if omitted', collect, [])
     .option('--local-data', 'replicas own data on their node: never moved when the node is lost or drained')
+    .option('--constraint <key=value>', 'place replicas only on nodes with this label (repeatable: all must match)', collect, [])
     .option('--on-node-lost <policy>', 'replace (default; local-data: wait) | wait: at most one copy, stopped by a cut-off agent before it moves')
     .option('--wait', 'wait until every replica runs')
     .option('--timeout <seconds>', 'with --wait', '120')
     .action(async (name: string, o, cmd: Command) => {
+      const constraints = parseLabels(o.constraint, 'constraint');
       // Only what the user gave: defaults live on the server (model/service.ts applyDefaults).
       const body: Record<string, unknown> = { name, image: o.image };
       if (o.cmd) body.command = ['/bin/sh', '-c', o.cmd];
@@ -131,6 +134,7 @@ export function registerService(program: Command): void {
       if (o.memory !== undefined) body.memory = parseBytes(o.memory);
       if (o.replicas !== undefined) body.replicas = parseInteger(o.replicas, 'replicas');
       if (o.localData) body.localData = true;
+      if (Object.keys(constraints).length) body.constraints = constraints;
       if (o.onNodeLost) body.onNodeLost = parseOnNodeLost(o.onNodeLost);
       let s = await clientFromEnv().post<ServiceView>('/v1/services', body);
       if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');

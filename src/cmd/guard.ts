@@ -1,11 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Command } from 'commander';
-import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { InputError } from '../errors.js';
 import { LogGuard } from '../guard/index.js';
 import { parseInteger, parseListen, parseSecondsMs } from '../cli/flags.js';
+import { logOptions, loggerFrom } from './log-options.js';
 
 interface GuardFlags {
   root: string;
@@ -15,7 +15,8 @@ interface GuardFlags {
   maxWatches?: string;
   maxNameBytes: string;
   metricsListen?: string;
-  logLevel: string;
+  logLevel?: string;
+  logFormat: string;
   once?: boolean;
 }
 
@@ -31,7 +32,7 @@ function listen(server: Server, host: string, port: number): Promise<AddressInfo
 
 /** `kiver guard`: link every log file under a tree into one flat directory for the log shipper. */
 export function registerGuard(program: Command): void {
-  program
+  logOptions(program
     .command('guard')
     .description(
       'link every log file under --root, at any depth, into the flat --out directory a log shipper watches (Flume Taildir, Fluent Bit, Filebeat); see docs/guard.md',
@@ -43,13 +44,10 @@ export function registerGuard(program: Command): void {
     .option('--max-watches <n>', 'most inotify watches to use (default: up to the kernel limit fs.inotify.max_user_watches)')
     .option('--max-name-bytes <n>', 'longest link name; longer names get a hash', '255')
     .option('--metrics-listen <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics')
-    .option('--log-level <level>', 'debug, info, warn or error', 'info')
-    .option('--once', 'reconcile the flat directory once and exit')
+    .option('--once', 'reconcile the flat directory once and exit'))
     .action(async (flags: GuardFlags) => {
       const out = flags.out ?? `${flags.root.replace(/\/+$/, '') || ''}/.shipper`;
-      const levels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-      if (!levels.includes(flags.logLevel)) throw new InputError(`--log-level must be one of ${levels.join(', ')}`, 'log-level');
-      const logger = pino({ name: 'kiver-guard', level: flags.logLevel }, pino.destination(2));
+      const logger = loggerFrom(flags, 'kiver-guard');
       const registry = new Registry();
       const guard = new LogGuard({
         root: flags.root,

@@ -4,10 +4,10 @@ import os from 'node:os';
 import { mkdir } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import { NODE_NAME } from '../model/names.js';
-import { parseDuration, parseInteger } from '../cli/flags.js';
+import { collect, parseDuration, parseInteger } from '../cli/flags.js';
 import { parseRestartCommand } from '../agent/watchdog.js';
 
-function defaultNodeName(): string {
+export function defaultNodeName(): string {
   const n = os.hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 63);
   return n || 'node-1';
 }
@@ -41,6 +41,7 @@ export function onSignal(stop: () => Promise<void>): void {
 export const agentOptions = (c: Command) =>
   c.option('--node <name>', 'node name', defaultNodeName())
     .option('--address <addr>', 'address clients use to reach published ports')
+    .option('--label <key=value>', 'node label that service --constraint flags match (repeatable)', collect, [])
     .option('--data-root <dir>', 'host directory for replica data', '/app/data')
     .option('--log-root <dir>', 'host directory for replica logs', '/app/log')
     .option('--guard-out <dir>', 'flat directory the log guard links every log file into (default <log-root>/.shipper)')

@@ -13,6 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { defaultDataDir } from '../cli/config.js';
 import { InputError } from '../errors.js';
+import { escapeControls } from '../escape.js';
 import { DnsmasqSupervisor, generateDnsmasqConfig, prepareTftpRoot, type DnsmasqConfigOptions, type PxeMode } from '../machine/dnsmasq.js';
 import { mkdirReadable } from '../machine/bootfiles.js';
 import { machineMetrics } from '../machine/metrics.js';
@@ -121,7 +122,7 @@ export function registerPxe(program: Command): void {
       const sup = new DnsmasqSupervisor({
         configPath,
         binary: o.dnsmasq,
-        onLog: (line) => process.stdout.write(`${line}\n`),
+        onLog: (line) => process.stdout.write(`${escapeControls(line)}\n`), // DHCP clients choose their host names
         onStart: (pid) => process.stderr.write(`kiver: dnsmasq running (pid ${pid})\n`),
         onExit: (code, signal, willRestart) => {
           if (willRestart) {

@@ -1,6 +1,7 @@
 /**
  * The scheduler's view of the nodes, kept current from the cache incrementally so
- * a placement does not rebuild a 10,000-node snapshot each time.
+ * a placement does not rebuild a 10,000-node snapshot each time. It mirrors only what
+ * is committed: plans book into their own copy (scheduler/plan-allocs.ts).
  */
 import type { StoreCache, CacheChange } from './cache.js';
 import { K } from '../model/keys.js';
@@ -29,8 +30,8 @@ export class NodeIndex {
     }
   }
 
-  /** Re-reads one node's state (readiness, capacity, committed allocation) from the cache. */
-  refresh(name: string): void {
+  /** Re-reads one node's state (readiness, capacity, labels, committed allocation) from the cache. */
+  private refresh(name: string): void {
     const node = this.cache.get<Node>(K.node(name));
     if (!node) {
       if (this.byName.delete(name)) this.list = undefined;
@@ -40,10 +41,10 @@ export class NodeIndex {
     const ready = isNodeReady(this.cache.getKv(K.alive(name)));
     const cur = this.byName.get(name);
     if (cur) {
-      Object.assign(cur, { ready, cordoned: node.cordoned, cpus: node.cpus, memory: node.memory, alloc });
+      Object.assign(cur, { ready, cordoned: node.cordoned, cpus: node.cpus, memory: node.memory, labels: node.labels ?? {}, alloc });
       return;
     }
-    this.byName.set(name, { name, ready, cordoned: node.cordoned, cpus: node.cpus, memory: node.memory, alloc });
+    this.byName.set(name, { name, ready, cordoned: node.cordoned, cpus: node.cpus, memory: node.memory, labels: node.labels ?? {}, alloc });
     this.list = undefined;
   }
 

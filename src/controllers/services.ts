@@ -17,7 +17,8 @@ import { nodeLostPolicy, type Service } from '../model/service.js';
 import { EvictionBrake, type EvictionOptions } from './eviction.js';
 import { START_FAILED, isCurrentStatus, type ContainerSpec, type Replica, type ReplicaStatus } from '../model/replica.js';
 import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
-import { addToAlloc, place, removeFromAlloc, unfit, type Placement, type PlacementRequest } from '../scheduler/placement.js';
+import { addToAlloc, place, refit, removeFromAlloc, type Placement, type PlacementRequest } from '../scheduler/placement.js';
+import { PlanAllocs } from '../scheduler/plan-allocs.js';
 import { metrics } from '../metrics.js';
 
 /** Replicas planned per chunk, and the most ops one plan commit carries (etcd allows 128). */
@@ -32,8 +33,8 @@ const PLAN_MAX_OPS = 120;
 class Plan {
   readonly compares = new Map<string, number>();
   readonly puts = new Map<string, string>();
-  /** Nodes this plan booked tentatively (re-read from the cache if it fails). */
-  readonly touched = new Set<string>();
+  /** The plan's own bookings; the shared node index changes only once the plan commits. */
+  readonly allocs = new PlanAllocs();
   readonly services = new Set<string>();
   placed = 0;
 }
@@ -58,7 +59,7 @@ interface Entry<T> {
 
 export function requestFor(svc: Service): PlacementRequest {
   const s = svc.spec;
-  return { service: s.name, cpu: s.cpu, cpuPolicy: s.cpuPolicy, memory: s.memory, ports: s.ports };
+  return { service: s.name, cpu: s.cpu, cpuPolicy: s.cpuPolicy, memory: s.memory, ports: s.ports, constraints: s.constraints };
 }
 
 export function containerSpecFor(svc: Service, p: Placement): ContainerSpec {
@@ -162,7 +163,7 @@ export class ServiceController {
   private busy = false;
   private plan = new Plan();
 
-  /** Commits the pending plan; on a conflict, un-books its nodes and re-queues its services. */
+  /** Commits the pending plan; on a conflict, drops it and re-queues its services. */
   private async flush(): Promise<void> {
     const plan = this.plan;
     this.plan = new Plan();
@@ -174,9 +175,8 @@ export class ServiceController {
       ok = await this.commit(compare, ops);
     } finally {
       if (!ok) {
-        // Drop the tentative bookings: re-read the committed allocations.
+        // Its bookings were never applied to the shared index; re-plan on a fresh view.
         await this.cache.sync().catch(() => {});
-        for (const node of plan.touched.keys()) this.nodes.refresh(node);
         for (const svc of plan.services) setTimeout(() => this.mark(svc), 50).unref();
       }
     }
@@ -331,26 +331,24 @@ export class ServiceController {
     const name = svc.spec.name;
     const req = requestFor(svc);
     const plan = this.plan;
-    const booked = new Set<string>();
+    const booked = new Map<string, NodeAlloc>();
     const now = new Date().toISOString();
     let unschedulable: string | undefined;
     for (const ordinal of ordinals) {
       const existing = replicas.get(ordinal);
-      const res = place(this.nodes.candidates(), req, { offset: this.offset++, limit: this.placementLimit });
+      const nodes = this.nodes.candidates();
+      const res = place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay: plan.allocs.overlayFor(nodes) });
       let replica: Replica;
       const base = {
         service: name, ordinal, uid: existing?.value.uid ?? randomUUID(), generation: svc.generation,
         desired: 'run' as const, createdAt: existing?.value.createdAt ?? now,
       };
       if (res.ok) {
-        const cand = this.nodes.get(res.placement.node)!;
-        if (!plan.touched.has(cand.name)) {
-          plan.touched.add(cand.name);
-          plan.compares.set(K.alloc(cand.name), this.allocEntry(cand.name).modRevision);
-        }
-        // Tentatively book the node so the next placement of this plan sees it.
-        cand.alloc = addToAlloc(cand.alloc, replicaId(name, ordinal), req, res.placement);
-        booked.add(cand.name);
+        const cand = nodes[res.index];
+        const allocKey = K.alloc(cand.name);
+        if (!plan.compares.has(allocKey)) plan.compares.set(allocKey, this.allocEntry(cand.name).modRevision);
+        // Book it in the plan so the plan's next placements see it.
+        booked.set(cand.name, plan.allocs.book(nodes, res.index, replicaId(name, ordinal), req, res.placement));
         replica = { ...base, node: cand.name, spec: containerSpecFor(svc, res.placement) };
         plan.placed++;
       } else {
@@ -361,7 +359,7 @@ export class ServiceController {
       plan.compares.set(K.replica(name, ordinal), existing?.modRevision ?? 0);
       plan.puts.set(K.replica(name, ordinal), JSON.stringify(replica));
     }
-    for (const node of booked) plan.puts.set(K.alloc(node), JSON.stringify(this.nodes.get(node)!.alloc));
+    for (const [node, alloc] of booked) plan.puts.set(K.alloc(node), JSON.stringify(alloc));
     plan.services.add(name);
     if (unschedulable) {
       metrics.placementFailures.inc();
@@ -437,7 +435,8 @@ export class ServiceController {
     const r = e.value;
     const id = replicaId(name, r.ordinal);
     const req = requestFor(svc);
-    const res = place(this.nodes.candidates(), req, { offset: this.offset++, limit: this.placementLimit });
+    const nodes = this.nodes.candidates();
+    const res = place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay: this.plan.allocs.overlayFor(nodes) });
     if (!res.ok) {
       await this.events.record(`replica/${id}`, 'Warning', 'RescheduleFailed', `${why}; no other node fits: ${res.reason}`);
       return;
@@ -512,14 +511,11 @@ export class ServiceController {
     const id = replicaId(name, r.ordinal);
     const freed = removeFromAlloc(a.value, id, usage(r.spec));
     const cand = this.nodes.get(r.node);
-    const view = cand ? { ...cand, alloc: freed, ready: true, cordoned: false } : undefined;
-    const why = view ? unfit(view, req) : 'node unknown';
-    if (!view || why) {
-      await this.events.record(`replica/${id}`, 'Warning', 'UpdateBlocked', `cannot apply generation ${svc.generation} on ${r.node}: ${why}`);
+    const res = cand ? refit(cand, freed, req) : { ok: false as const, reason: 'node unknown' };
+    if (!res.ok) {
+      await this.events.record(`replica/${id}`, 'Warning', 'UpdateBlocked', `cannot apply generation ${svc.generation} on ${r.node}: ${res.reason}`);
       return;
     }
-    const res = place([view], req);
-    if (!res.ok) return;
     const updated: Replica = { ...r, generation: svc.generation, spec: containerSpecFor(svc, res.placement) };
     const ok = await this.commit(
       [{ key, modRevision: pick.modRevision }, { key: K.alloc(r.node), modRevision: a.modRevision }],

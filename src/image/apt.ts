@@ -4,7 +4,7 @@
  * and package lists the machine already uses (no other network access needed).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type WriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BuildError, run } from './exec.js';
 
@@ -233,5 +233,47 @@ export async function fetchDeb(c: Candidate, debDir: string, log?: WriteStream):
     return { path, downloaded: true };
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** apt's package lists older than this are refreshed before a build or an install. */
+export const APT_LISTS_MAX_AGE_MS = 24 * 3600 * 1000;
+
+/**
+ * Why apt's lists need `apt-get update`, or undefined when they are fresh: a suite
+ * without lists, or lists written (ctime: apt keeps the mirror's date as mtime) longer
+ * ago than maxAgeMs. `stamp`: a file touched after our own last update (a mirror that
+ * had nothing new leaves the lists untouched).
+ */
+export function staleAptLists(suites: SuiteSource[], o: { listsDir?: string; stamp?: string; maxAgeMs?: number; now?: number } = {}): string | undefined {
+  const listsDir = o.listsDir ?? APT_LISTS_DIR;
+  let newest = 0;
+  for (const s of suites) {
+    let info: ReleaseInfo;
+    try {
+      info = releaseInfo(s, listsDir);
+    } catch {
+      return `no package lists for ${s.uri} ${s.suite}`;
+    }
+    for (const f of info.files) newest = Math.max(newest, statSync(f).ctimeMs);
+  }
+  if (o.stamp && existsSync(o.stamp)) newest = Math.max(newest, statSync(o.stamp).mtimeMs);
+  const age = (o.now ?? Date.now()) - newest;
+  const max = o.maxAgeMs ?? APT_LISTS_MAX_AGE_MS;
+  return age > max ? `package lists are ${Math.floor(age / 3600_000)} h old` : undefined;
+}
+
+/**
+ * `apt-get update` on this machine (or in `root` through chroot), then touches `stamp`.
+ * Needs root; otherwise says which command to run.
+ */
+export async function updateAptLists(o: { root?: string; stamp?: string; log?: WriteStream; why?: string } = {}): Promise<void> {
+  if (process.getuid?.() !== 0) throw new BuildError(`apt's package lists need a refresh (${o.why ?? 'stale'}); run: sudo apt-get update`);
+  const argv = ['apt-get', 'update', '-q'];
+  const [cmd, ...args] = o.root && o.root !== '/' ? ['chroot', o.root, ...argv] : argv;
+  await run(cmd, args, { log: o.log, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  if (o.stamp) {
+    mkdirSync(dirname(o.stamp), { recursive: true });
+    writeFileSync(o.stamp, `${new Date().toISOString()}\n`);
   }
 }

@@ -23,9 +23,9 @@ import {
   type WriteStream,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { dpkgArchitecture, fetchDeb } from './apt.js';
+import { debianSuites, dpkgArchitecture, fetchDeb, staleAptLists, updateAptLists } from './apt.js';
 import { dockerArch, encodeConfig, loadArchive, type ImageConfig } from './archive.js';
-import { getRecipe, imageRepo, type ImageRecipe } from './catalog.js';
+import { DEBIAN_SUITE, getRecipe, imageRepo, type ImageRecipe } from './catalog.js';
 import { dockerClient, pingDocker } from './docker.js';
 import { BuildError, run, which } from './exec.js';
 import { Reporter, type BuildProgress } from './build-progress.js';
@@ -403,10 +403,30 @@ export async function buildImage(name: string, opts: BuildOptions = {}): Promise
   await pingDocker(docker);
   const cacheDir = resolve(opts.cacheDir ?? defaultCacheDir());
   mkdirSync(cacheDir, { recursive: true });
+  await refreshAptListsIfStale(cacheDir, recipe.name, t0, opts.onProgress);
   const b = new Builder(docker, cacheDir, t0, opts.onProgress);
   const r = await b.image(recipe, opts.force ?? false, t0);
   opts.onProgress?.({ image: recipe.name, phase: 'done', state: 'note', message: r.cached ? `${r.ref} (cached)` : `${r.ref}`, totalMs: Date.now() - t0 });
   return r;
+}
+
+/**
+ * A fresh Debian has no apt lists, and lists go stale (the mirror drops old versions):
+ * refresh them when missing or older than a day. A failed refresh of stale (but
+ * present) lists is reported and the build goes on with them.
+ */
+async function refreshAptListsIfStale(cacheDir: string, image: string, t0: number, onProgress?: (p: BuildProgress) => void): Promise<void> {
+  const stamp = join(cacheDir, 'apt', 'lists-updated');
+  const why = staleAptLists(debianSuites(DEBIAN_SUITE), { stamp });
+  if (!why) return;
+  const note = (message: string) => onProgress?.({ image, phase: 'resolve', state: 'note', message, totalMs: Date.now() - t0 });
+  note(`refreshing apt's package lists (${why}): apt-get update`);
+  try {
+    await updateAptLists({ stamp, why });
+  } catch (err) {
+    if (why.startsWith('no package lists')) throw err;
+    note(`apt-get update failed, building from the lists apt has: ${(err as Error).message.split('\n')[0]}`);
+  }
 }
 
 /** Images Kiver built (label kiver.image), newest first within a name. */

@@ -103,6 +103,17 @@ export const RECIPES: readonly ImageRecipe[] = [
     },
   },
   {
+    name: 'rsyslog',
+    description: "rsyslog from Debian: a node's log shipper (imfile on the guard's flat directory → TCP syslog)",
+    source: { kind: 'derived', base: 'debian', install: ['rsyslog'] },
+    tagFrom: 'rsyslog',
+    dirs: { '/data': 0o755, '/log': 0o755, '/var/spool/rsyslog': 0o700 },
+    files: [],
+    empty: [],
+    // The configuration is mounted at /etc/rsyslog.conf by whoever runs it (kiver node init).
+    config: { cmd: ['rsyslogd', '-n', '-f', '/etc/rsyslog.conf'], env: [`PATH=${PATH}`, 'LANG=C.UTF-8'], workdir: '/' },
+  },
+  {
     name: 'mariadb',
     description: 'mariadb-server from Debian (demo): initialises /data on first start',
     source: { kind: 'derived', base: 'debian', install: ['mariadb-server'] },

@@ -10,6 +10,9 @@ export const IMAGE_REF =
   '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*' +
   '(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$';
 export const ENV_NAME = '^[A-Za-z_][A-Za-z0-9_]{0,127}$';
+/** Node label keys (as agents register them) and the values a service constraint may ask for. */
+export const LABEL_KEY = '^[a-z0-9./-]{1,63}$';
+export const LABEL_VALUE = '^[A-Za-z0-9._-]{0,63}$';
 
 const serviceRe = new RegExp(SERVICE_NAME);
 export function isServiceName(s: string): boolean {

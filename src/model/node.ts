@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { NODE_NAME } from './names.js';
+import { LABEL_KEY, NODE_NAME } from './names.js';
 
 export const NodeRegister = Type.Object(
   {
@@ -7,7 +7,7 @@ export const NodeRegister = Type.Object(
     address: Type.String({ maxLength: 255, description: 'address clients use to reach published ports' }),
     cpus: Type.Integer({ minimum: 1, maximum: 4096, description: 'logical CPUs' }),
     memory: Type.Integer({ minimum: 1, description: 'bytes' }),
-    labels: Type.Optional(Type.Record(Type.String({ pattern: '^[a-z0-9./-]{1,63}$' }), Type.String({ maxLength: 63 }), { additionalProperties: false })),
+    labels: Type.Optional(Type.Record(Type.String({ pattern: LABEL_KEY }), Type.String({ maxLength: 63 }), { additionalProperties: false })),
     dockerVersion: Type.Optional(Type.String({ maxLength: 64 })),
     agentVersion: Type.Optional(Type.String({ maxLength: 64 })),
   },

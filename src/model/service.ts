@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { ENV_NAME, IMAGE_REF, SERVICE_NAME } from './names.js';
+import { ENV_NAME, IMAGE_REF, LABEL_KEY, LABEL_VALUE, SERVICE_NAME } from './names.js';
 import { ReplicaView } from './replica.js';
 
 export const CpuPolicy = Type.Union([Type.Literal('shares'), Type.Literal('cpuset'), Type.Literal('quota')], {
@@ -27,6 +27,13 @@ export type PortSpec = Static<typeof PortSpec>;
 export const MIN_MEMORY = 6 * 1024 * 1024; // Docker refuses limits below 6 MiB
 export const MAX_MEMORY = 4 * 1024 ** 4;
 export const MAX_REPLICAS = 1000;
+export const MAX_CONSTRAINTS = 16;
+
+/** Node label selector: a replica is placed only on nodes carrying every key=value (set at create). */
+export const Constraints = Type.Record(Type.String({ pattern: LABEL_KEY }), Type.String({ pattern: LABEL_VALUE }), {
+  maxProperties: MAX_CONSTRAINTS, additionalProperties: false,
+  description: 'node labels a replica needs, e.g. {"zone": "eu-1"}; a replica no node matches stays pending',
+});
 
 /** What a user may change; create takes name + these. */
 export const ServiceFields = {
@@ -49,7 +56,11 @@ export const ServiceFields = {
 };
 
 export const ServiceCreate = Type.Object(
-  { name: Type.String({ pattern: SERVICE_NAME, description: 'DNS label, at most 40 characters' }), ...ServiceFields },
+  {
+    name: Type.String({ pattern: SERVICE_NAME, description: 'DNS label, at most 40 characters' }),
+    ...ServiceFields,
+    constraints: Type.Optional(Constraints),
+  },
   { additionalProperties: false },
 );
 export type ServiceCreate = Static<typeof ServiceCreate>;
@@ -92,6 +103,8 @@ export const ServiceSpec = Type.Object({
   replicas: Type.Integer(),
   /** Replicas are bound to their node (their data lives there). */
   localData: Type.Boolean(),
+  /** Node labels every replica's node must carry; set at create, absent = any node. */
+  constraints: Type.Optional(Constraints),
   /** Disconnect policy; absent in specs stored before it existed (see nodeLostPolicy). */
   onNodeLost: Type.Optional(OnNodeLost),
 });
@@ -145,6 +158,7 @@ export function applyDefaults(c: ServiceCreate): ServiceSpec {
     memory: c.memory ?? DEFAULTS.memory,
     replicas: c.replicas ?? DEFAULTS.replicas,
     localData: c.localData ?? false,
+    ...(c.constraints && Object.keys(c.constraints).length > 0 ? { constraints: c.constraints } : {}),
     onNodeLost: nodeLostPolicy({ onNodeLost: c.onNodeLost, localData: c.localData ?? false }),
   };
 }

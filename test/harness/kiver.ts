@@ -15,6 +15,19 @@ import { ensureDocker, removeContainersByLabel } from './docker.js';
 
 export const KIVER_BIN = resolve('bin/kiver.js');
 
+/** Runs a command to its end; resolves with its exit code and output. */
+export function runCommand(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res, rej) => {
+    const p = spawn(argv[0], argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', rej);
+    p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((res, rej) => {
     const s = createServer();
@@ -51,6 +64,18 @@ async function killChild(p: ChildProcess | undefined, signal: NodeJS.Signals): P
 }
 
 /** A `kiver server` child process (for HA tests: several share one etcd). */
+/** Runs the `kiver` CLI with this environment; resolves with exit code and output. */
+export function runCli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((res) => {
+    const p = spawn(process.execPath, [KIVER_BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
 export class ServerProcess {
   proc?: ChildProcess;
   output = '';
@@ -127,14 +152,7 @@ export class KiverProcess {
 
   /** Runs the CLI against this instance; resolves with exit code and output. */
   async cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((res) => {
-      const p = spawn(process.execPath, [KIVER_BIN, ...args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
-    });
+    return runCli(this.env, ...args);
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
