@@ -58,6 +58,12 @@ export const metrics = {
     name: 'kiver_controller_reconcile_seconds', help: 'Time to reconcile one service', registers: [registry],
     buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
   }),
+  evictionBrake: new Gauge({
+    name: 'kiver_eviction_brake', help: '1 while too many nodes are NotReady and no replica moves off lost nodes', registers: [registry],
+  }),
+  evictions: new Counter({
+    name: 'kiver_evictions_total', help: 'Replicas moved off lost nodes', registers: [registry],
+  }),
   nodesReady: new Gauge({ name: 'kiver_nodes_ready', help: 'Nodes with a live agent lease', registers: [registry] }),
   agentContainers: new Gauge({
     name: 'kiver_agent_containers', help: 'Containers this agent manages, by state', labelNames: ['state'], registers: [registry],

@@ -10,7 +10,7 @@ import { ApiClient } from '../client/api-client.js';
 import { NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createLogger } from '../log.js';
-import type { Replica, StatusItem } from '../model/replica.js';
+import { START_FAILED, type Replica, type StatusItem } from '../model/replica.js';
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
@@ -53,6 +53,10 @@ export interface AgentOptions extends Roots {
 
 const CRASHLOOP_RESTARTS = 3;
 const CRASHLOOP_WINDOW_MS = 60_000;
+/** Containers of one incarnation Docker would not start before the replica is `failed`. */
+export const START_ATTEMPTS = 3;
+/** A container still in Docker's `Created` state this long after the agent first saw it is stuck. */
+const CREATED_DEADLINE_MS = 30_000;
 
 export class Agent implements ContainerSource {
   readonly runtime: DockerRuntime;
@@ -77,6 +81,22 @@ export class Agent implements ContainerSource {
    * and `docker start` resets RestartCount to 0, so the agent carries the count.
    */
   private readonly restartBase = new Map<string, number>();
+  /** Per incarnation: containers Docker would not start, and the last reason. */
+  private readonly startFailures = new Map<string, { count: number; lastError: string }>();
+  /** Container id → when the agent first saw it in `Created` (performance.now()). */
+  private readonly createdSince = new Map<string, number>();
+  /**
+   * The disconnect policy, on this process's monotonic clock: when the last heartbeat (or
+   * register) that succeeded was sent; whether every server has been out of reach for a
+   * node grace since (then `wait` replicas are held stopped); when contact came back and
+   * when the assignments in hand were asked for — only assignments asked for after the
+   * return may start a `wait` replica again (older ones may predate its move).
+   */
+  private lastContact = performance.now();
+  private cutOff = false;
+  private contactBackAt = 0;
+  private assignmentsSentAt = 0;
+  private pollCycle = new AbortController();
   private readonly loops: Promise<void>[] = [];
   private pollAbort = new AbortController();
   private guard?: LogGuard;
@@ -131,6 +151,7 @@ export class Agent implements ContainerSource {
     }
     this.loops.push(this.heartbeatLoop(), this.assignmentLoop());
     this.timers.push(setInterval(() => void this.checkHealth(), this.opts.healthIntervalMs ?? 5000).unref());
+    this.timers.push(setInterval(() => this.checkContact(), 250).unref());
     this.timers.push(setInterval(() => this.kick(), this.opts.resyncMs ?? 10_000).unref());
   }
 
@@ -147,6 +168,7 @@ export class Agent implements ContainerSource {
     containerMetrics().removeSource(this);
     await this.watchdog?.stop();
     this.pollAbort.abort();
+    this.pollCycle.abort();
     for (const t of this.timers) clearInterval(t);
     this.dockerEvents?.stop();
     await Promise.allSettled(this.loops);
@@ -180,6 +202,7 @@ export class Agent implements ContainerSource {
   }
 
   private async register(): Promise<void> {
+    const sent = performance.now();
     const res = await this.client.post<{ leaseTtl: number }>('/v1/agent/register', {
       name: this.opts.node,
       address: this.opts.address,
@@ -189,29 +212,38 @@ export class Agent implements ContainerSource {
       dockerVersion: await this.runtime.version(),
       agentVersion: '0.1.0',
       ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}),
-    });
+    }, { timeoutMs: 10_000, idempotent: true });
     this.leaseTtl = res.leaseTtl;
+    this.contact(sent);
     this.log.info({ node: this.opts.node }, 'registered');
   }
 
   private async sleep(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.pollAbort.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+      const onAbort = () => { clearTimeout(t); resolve(); };
+      const t = setTimeout(() => { this.pollAbort.signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+      this.pollAbort.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
   private async heartbeatLoop(): Promise<void> {
+    let ok = true;
     while (this.running) {
-      await this.sleep((this.leaseTtl * 1000) / 3);
+      // After a failure, try again soon (another server may answer) rather than a third of the TTL later.
+      await this.sleep(ok ? (this.leaseTtl * 1000) / 3 : 1000);
       if (!this.running) return;
       try {
-        await this.client.post('/v1/agent/heartbeat', { node: this.opts.node, ...(this.health ? { health: this.health } : {}) });
+        // A heartbeat that takes more than a fraction of the lease is as good as lost: try the next server.
+        const sent = performance.now();
+        await this.client.post('/v1/agent/heartbeat', { node: this.opts.node, ...(this.health ? { health: this.health } : {}) }, { timeoutMs: this.heartbeatDeadlineMs(), idempotent: true });
+        this.contact(sent);
+        ok = true;
       } catch (err) {
+        ok = false;
         metrics.heartbeatFailures.inc();
         if (err instanceof NotFoundError) {
           this.log.warn('node lease lost; registering again');
-          await this.register().catch((e) => this.log.warn({ err: (e as Error).message }, 'register failed'));
+          await this.register().then(() => (ok = true), (e) => this.log.warn({ err: (e as Error).message }, 'register failed'));
         } else {
           this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
         }
@@ -219,18 +251,59 @@ export class Agent implements ContainerSource {
     }
   }
 
+  /** A heartbeat or register sent at `sent` succeeded. */
+  private contact(sent: number): void {
+    this.lastContact = Math.max(this.lastContact, sent);
+    if (!this.cutOff) return;
+    this.cutOff = false;
+    this.contactBackAt = performance.now();
+    this.log.warn('a server answers again; asking for fresh assignments before starting held replicas');
+    this.pollCycle.abort(); // the long poll in flight may be stale
+  }
+
+  /**
+   * Every server out of reach for a node grace (the lease may have lapsed, and the server
+   * may move `wait` replicas after a margin): stop them here first.
+   */
+  private checkContact(): void {
+    if (this.cutOff || performance.now() - this.lastContact <= this.leaseTtl * 1000) return;
+    this.cutOff = true;
+    this.log.warn({ graceSeconds: this.leaseTtl }, 'no server reachable for a node grace; stopping replicas whose service says on-node-lost wait');
+    this.kick();
+  }
+
+  /** Whether `wait` replicas must stay stopped: cut off, or back but without assignments asked for since. */
+  private holdingWait(): boolean {
+    return this.cutOff || this.assignmentsSentAt < this.contactBackAt;
+  }
+
+  /** Deadline of one heartbeat attempt at one server: a fifth of the lease TTL, at least 1 s. */
+  private heartbeatDeadlineMs(): number {
+    return Math.max(1000, (this.leaseTtl * 1000) / 5);
+  }
+
   private async assignmentLoop(): Promise<void> {
     while (this.running) {
       try {
         const q = new URLSearchParams({ node: this.opts.node, wait: '25' });
         if (this.index) q.set('index', this.index);
-        const res = await this.client.get<{ index: string; replicas: Replica[] }>(`/v1/agent/assignments?${q}`, { timeoutMs: 35_000 });
+        if (this.assignmentsSentAt < this.contactBackAt) {
+          q.delete('index'); // answer at once
+          q.set('fresh', 'true');
+        }
+        if (this.pollCycle.signal.aborted) this.pollCycle = new AbortController();
+        const sent = performance.now();
+        const res = await this.client.get<{ index: string; replicas: Replica[] }>(`/v1/agent/assignments?${q}`, {
+          timeoutMs: 35_000, signal: this.pollCycle.signal,
+        });
         if (!this.running) return;
+        this.assignmentsSentAt = sent;
         this.index = res.index;
         this.assignments = res.replicas;
         this.kick();
       } catch (err) {
         if (!this.running) return;
+        if (this.pollCycle.signal.aborted) continue; // contact came back: ask again at once
         this.log.warn({ err: (err as Error).message }, 'fetching assignments failed; retrying');
         await this.sleep(1000);
       }
@@ -260,7 +333,7 @@ export class Agent implements ContainerSource {
   }
 
   private async event(object: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    await this.client.post('/v1/agent/events', { object, type, reason, message }).catch(() => {});
+    await this.client.post('/v1/agent/events', { object, type, reason, message }, { timeoutMs: 10_000, idempotent: true }).catch(() => {});
   }
 
   /** Cores no cpuset replica owns; '' when none are owned (then Docker's default: all). */
@@ -322,14 +395,33 @@ export class Agent implements ContainerSource {
         c = undefined;
         this.restarts.delete(id);
       }
+      if (r.spec.onNodeLost === 'wait' && this.holdingWait()) {
+        // At most one copy: the server may have moved it meanwhile. Data stays; nothing reported.
+        if (c && ['running', 'restarting', 'paused'].includes(c.state)) {
+          await this.runtime.stop(c.id).catch((err) => this.log.warn({ replica: id, err: (err as Error).message }, 'stopping a held replica failed'));
+          metrics.agentActions.inc({ action: 'stop' });
+          this.log.warn({ replica: id }, 'stopped: no server reachable and its service says on-node-lost wait');
+        }
+        continue;
+      }
+      const incarnation = `${id}@${r.uid}@${r.generation}`;
+      const gaveUp = this.startFailures.get(incarnation);
+      if (gaveUp && gaveUp.count >= START_ATTEMPTS) {
+        // Given up on this incarnation; the controller places it anew (new uid, fresh ports).
+        if (c) await this.runtime.remove(c.id).catch(() => {});
+        reports.push({ ...base, state: 'failed', restartCount: 0, lastError: gaveUp.lastError });
+        counts.set('failed', (counts.get('failed') ?? 0) + 1);
+        continue;
+      }
       let containerId = c?.id;
+      let created = false;
       if (!containerId) {
         try {
           await this.runtime.ensureImage(r.spec.image);
           const dirs = await ensureDirs(this.opts, r.service, r.ordinal);
           containerId = await this.runtime.create(r, dirs, pool);
+          created = true;
           metrics.agentActions.inc({ action: 'create' });
-          void this.event(`replica/${id}`, 'Normal', 'Started', `container ${name} started on ${this.opts.node}`);
         } catch (err) {
           const msg = (err as Error).message;
           const reason = err instanceof ImageMissingError ? 'ImageMissing' : 'CreateFailed';
@@ -341,17 +433,46 @@ export class Agent implements ContainerSource {
       }
       let s = await this.runtime.inspect(containerId);
       if (!s) continue; // removed under us; the next pass recreates it
-      const incarnation = `${id}@${r.uid}@${r.generation}`;
       if (!this.restartBase.has(incarnation)) {
         this.restartBase.set(incarnation, Math.max(0, ((r as { lastRestartCount?: number }).lastRestartCount ?? 0) - s.restartCount));
       }
+      if (s.status === 'created' && !this.createdSince.has(containerId)) this.createdSince.set(containerId, performance.now());
       if (!s.running && !s.restarting && (s.status === 'exited' || s.status === 'created')) {
-        // Stopped from outside or left stopped by a daemon restart: desired state is running.
+        // Just created, stopped from outside, or left stopped (or half-started) by a daemon restart:
+        // desired state is running.
+        const stuck = s.status === 'created' && !created && performance.now() - this.createdSince.get(containerId)! > CREATED_DEADLINE_MS;
         if (s.status === 'exited') this.restartBase.set(incarnation, this.restartBase.get(incarnation)! + s.restartCount + 1);
-        await this.runtime.start(containerId).catch(() => {});
-        metrics.agentActions.inc({ action: 'start' });
-        void this.event(`replica/${id}`, 'Normal', 'Restarted', `container ${name} was stopped (exit code ${s.exitCode}); started it again`);
-        s = (await this.runtime.inspect(containerId)) ?? s;
+        let startError: string | undefined;
+        try {
+          await this.runtime.start(containerId);
+          metrics.agentActions.inc({ action: 'start' });
+          if (stuck) startError = 'container stuck in Created (never started) after a successful start call';
+        } catch (err) {
+          startError = (err as Error).message;
+        }
+        const after = startError ? undefined : await this.runtime.inspect(containerId);
+        if (!startError && after?.status === 'created' && stuck) startError = `container stuck in Created for over ${CREATED_DEADLINE_MS / 1000} s`;
+        if (startError) {
+          // Never swallowed: the cause goes to the status and one event; the container is
+          // removed so the next pass creates a fresh one (Docker allocates its ports anew).
+          const f = { count: (this.startFailures.get(incarnation)?.count ?? 0) + 1, lastError: `${START_FAILED}${startError}` };
+          this.startFailures.set(incarnation, f);
+          this.createdSince.delete(containerId);
+          await this.runtime.remove(containerId).catch(() => {});
+          const prefix = s.status === 'exited' ? `container ${name} was stopped (exit code ${s.exitCode}); ` : `container ${name}: `;
+          const last = f.count >= START_ATTEMPTS ? ` (gave up after ${f.count} containers; the replica is failed)` : '';
+          void this.event(`replica/${id}`, 'Warning', 'StartFailed', `${prefix}${f.lastError}${last}`);
+          const state = f.count >= START_ATTEMPTS ? 'failed' : 'creating';
+          reports.push({ ...base, state, restartCount: 0, lastError: f.lastError });
+          counts.set(state, (counts.get(state) ?? 0) + 1);
+          continue;
+        }
+        this.createdSince.delete(containerId);
+        this.startFailures.delete(incarnation);
+        void this.event(`replica/${id}`, 'Normal', s.status === 'exited' ? 'Restarted' : 'Started', s.status === 'exited'
+          ? `container ${name} was stopped (exit code ${s.exitCode}); started it again`
+          : `container ${name} started on ${this.opts.node}`);
+        s = after ?? s;
       }
       s = { ...s, restartCount: s.restartCount + this.restartBase.get(incarnation)! };
       tracked.push({

@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { SecretBox } from '../secrets.js';
 import type { Provisioning } from '../machine/provisioning.js';
 import type { HealthReport } from '../monitoring/health.js';
+import type { StoreProbe } from '../store/probe.js';
 
 /** What route modules get; nothing else reaches them. */
 export interface ApiContext {
@@ -22,6 +23,8 @@ export interface ApiContext {
   machines?: Provisioning;
   /** Runs every health check now (GET /v1/health). */
   health: () => Promise<HealthReport>;
+  /** Whether the store answers (for /readyz; agent routes answer 503 at once when it does not). */
+  probe?: StoreProbe;
 }
 
 declare module 'fastify' {

@@ -12,12 +12,12 @@ import { clusterRoutes } from './routes/cluster.js';
 import { agentRoutes } from './routes/agent.js';
 import { machineRoutes } from './routes/machines.js';
 import { monitoringRoutes } from './routes/monitoring.js';
-import { UnauthenticatedError, ForbiddenError } from '../errors.js';
+import { UnauthenticatedError, ForbiddenError, UnavailableError } from '../errors.js';
 import { registry, metrics } from '../metrics.js';
 import { PORTAL_HTML, PORTAL_JS } from '../portal/page.js';
 
 /** No token: health, metrics, and the portal's static page and script (they hold no data). */
-const PUBLIC = new Set(['/healthz', '/metrics', '/', '/ui/', '/ui/app.js']);
+const PUBLIC = new Set(['/healthz', '/readyz', '/metrics', '/', '/ui/', '/ui/app.js']);
 const PORTAL_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
 
 /**
@@ -48,6 +48,9 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0];
     if (PUBLIC.has(path)) return;
+    // A server cut off from its store says so at once, so agents move to another server
+    // instead of waiting out the store client's retries (their leases would lapse).
+    if (path.startsWith('/v1/agent/') && ctx.probe && !ctx.probe.ok) throw new UnavailableError(`this server cannot reach its store: ${ctx.probe.reason}`);
     // The config center: installing machines hold only their one-time install token,
     // which its routes check themselves. Matched by route pattern, not by raw URL.
     if (req.routeOptions.url?.startsWith('/v1/config-center/')) return;
@@ -67,7 +70,14 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     }
   });
 
+  // Liveness: the process answers. Readiness: it can also reach its store (and says who leads).
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    const ready = ctx.probe?.ok ?? true;
+    const leader = ctx.probe?.value ? (JSON.parse(ctx.probe.value) as { id: string; url: string }) : undefined;
+    const body = { ready, store: ready ? 'reachable' : ctx.probe!.reason, leader: leader ? { id: leader.id, url: leader.url } : null };
+    return reply.status(ready ? 200 : 503).send(body);
+  });
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();

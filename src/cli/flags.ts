@@ -19,6 +19,12 @@ export function parseDuration(s: string, field: string): number {
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[m[2] ?? 's'] as number);
 }
 
+/** `--on-node-lost`: replace | wait. */
+export function parseOnNodeLost(v: string): 'replace' | 'wait' {
+  if (v !== 'replace' && v !== 'wait') throw new InputError(`--on-node-lost must be replace or wait, got "${v}"`, 'on-node-lost');
+  return v;
+}
+
 /** A (fractional) number of seconds >= min → milliseconds. */
 export function parseSecondsMs(v: string, field: string, min: number): number {
   const n = Number(v);

@@ -26,6 +26,7 @@ import { K } from '../model/keys.js';
 import { checkHealth } from '../monitoring/health-check.js';
 import { clusterMetrics, type ClusterSource } from '../monitoring/cluster-metrics.js';
 import type { HealthReport } from '../monitoring/health.js';
+import { StoreProbe } from '../store/probe.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -37,8 +38,10 @@ export interface ServerOptions {
   nodeLeaseTtl?: number;
   /** Key file for service secrets; servers of one cluster must share it. Default <dataDir>/service-secrets.key. */
   secretKeyFile?: string;
-  /** Leader lease TTL in seconds. */
+  /** Leader lease TTL in seconds (default 2: a dead leader is replaced within ~2.5 s). */
   leaderTtl?: number;
+  /** How often the leader renews its lease, ms (default TTL/8). */
+  leaderRenewMs?: number;
   /** Bare-metal provisioning: TFTP root, the URL machines use, reaper interval/max age, OS profiles, BMC options. */
   machines?: ProvisioningOptions;
   /** A log partition fuller than this fraction is a disk problem in `kiver health` (default 0.85). */
@@ -62,6 +65,7 @@ export class KiverServer {
     readonly election: LeaderElection,
     readonly machines: Provisioning,
     private readonly monitor: ServerMonitor,
+    private readonly probe: StoreProbe,
   ) {}
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
@@ -78,8 +82,12 @@ export class KiverServer {
     const nodes = new NodeIndex(cache);
     // Placeholder until the URL is known; the election reads it when it campaigns.
     const me = { id: randomUUID(), url: '' };
-    const election = new LeaderElection(store, me, log, opts.leaderTtl ?? 10);
-    const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence());
+    const election = new LeaderElection(store, me, log, { ttlSeconds: opts.leaderTtl ?? 2, renewMs: opts.leaderRenewMs });
+    const probe = new StoreProbe(store, K.leader);
+    probe.start();
+    const nodeLeaseTtl = opts.nodeLeaseTtl ?? 30;
+    // The brake settles for one node grace: nodes that were only cut off heartbeat again within it.
+    const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence(), { settleMs: nodeLeaseTtl * 1000 });
     const nodeController = new NodeController(cache, nodes, events);
     const secrets = opts.secretKeyFile
       ? await SecretBox.loadOrCreate(dirname(opts.secretKeyFile), basename(opts.secretKeyFile))
@@ -88,7 +96,7 @@ export class KiverServer {
     const machines = new Provisioning(store, secrets, log, opts.dataDir, opts.machines);
     const diskThreshold = opts.diskThreshold ?? 0.85;
     const health = () => checkHealth(store, cache, diskThreshold);
-    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines, health });
+    const app = await buildApi({ store, cache, auth, events, log, secrets, nodeLeaseTtl, machines, health, probe });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -96,26 +104,33 @@ export class KiverServer {
     me.url = url;
     machines.setServerUrl(url);
     // Only the leader runs controllers; every server serves the API.
-    election.on('elected', () => {
+    // Leading can pause and resume quickly (see leader.ts): one start/stop at a time, in order.
+    let transition = Promise.resolve();
+    const serially = (fn: () => void | Promise<void>) => {
+      transition = transition.then(fn).catch((err) => log.warn({ err: (err as Error).message }, 'controller start/stop failed'));
+    };
+    election.on('elected', () => serially(() => {
+      if (!election.isLeader) return;
       controller.start();
       nodeController.start();
       machines.startReaper();
-    });
-    election.on('deposed', () => {
+    }));
+    election.on('deposed', () => serially(async () => {
       nodeController.stop();
-      void controller.stop();
       machines.stopReaper();
-    });
+      await controller.stop();
+    }));
     await election.start();
     const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
-    const monitor = await ServerMonitor.start(store, cache, me, health, opts.leaderTtl ?? 10, opts.healthIntervalMs ?? 15_000);
+    const monitor = await ServerMonitor.start(store, cache, me, health, Math.max(opts.leaderTtl ?? 10, 10), opts.healthIntervalMs ?? 15_000);
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor, probe);
   }
 
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
     await this.monitor.stop();
+    this.probe.stop();
     await this.election.stop();
     this.machines.stopReaper();
     this.nodeController.stop();

@@ -80,17 +80,23 @@ export function runCli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ cod
 export class ServerProcess {
   proc?: ChildProcess;
   output = '';
-  constructor(readonly dataDir: string, readonly port: number, readonly store: string, readonly extra: string[] = []) {}
+  constructor(
+    readonly dataDir: string, readonly port: number, readonly store: string, readonly extra: string[] = [],
+    /** host: the address to listen on (default 127.0.0.1); wrap: argv before node (e.g. a test host's nsenter). */
+    private readonly where: { host?: string; wrap?: string[] } = {},
+  ) {}
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.where.host ?? '127.0.0.1'}:${this.port}`;
   }
 
   async start(): Promise<void> {
     this.output = '';
-    this.proc = spawn(process.execPath, [
-      KIVER_BIN, 'server', '--data-dir', this.dataDir, '--store', this.store, '--listen', `127.0.0.1:${this.port}`, ...this.extra,
-    ], { env: { ...process.env, KIVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [
+      process.execPath, KIVER_BIN, 'server', '--data-dir', this.dataDir, '--store', this.store, '--listen', `${this.where.host ?? '127.0.0.1'}:${this.port}`, ...this.extra,
+    ];
+    const wrap = this.where.wrap ?? [];
+    this.proc = spawn(wrap[0] ?? argv[0], [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))], { env: { ...process.env, KIVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (d) => (this.output += d));
     this.proc.stderr!.on('data', (d) => (this.output += d));
     await until(`kiver server on ${this.port} (output: ${this.output})`, async () => {

@@ -22,6 +22,7 @@ const AssignmentsQuery = Type.Object(
     node: Type.String({ pattern: NODE_NAME }),
     index: Type.Optional(Type.String({ maxLength: 80 })),
     wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 60, description: 'seconds to block while nothing changed' })),
+    fresh: Type.Optional(Type.Boolean({ description: 'answer from a cache caught up with the store (an agent back from a partition)' })),
   },
   { additionalProperties: false },
 );
@@ -134,8 +135,9 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/agent/assignments', {
     schema: { tags: ['agent'], summary: "A node's replica assignments (blocking query)", querystring: AssignmentsQuery },
   }, async (req) => {
-    const q = req.query as { node: string; index?: string; wait?: number };
+    const q = req.query as { node: string; index?: string; wait?: number; fresh?: boolean };
     await versions.wait(q.node, q.index, (q.wait ?? 0) * 1000);
+    if (q.fresh) await cache.sync();
     const index = versions.index(q.node);
     const replicas: (Replica & { lastRestartCount?: number })[] = [];
     for (const kv of cache.all(K.replicas)) {
