@@ -124,8 +124,8 @@ describe('leader election', () => {
     const dir = await mkdtemp(join(tmpdir(), 'kiver-leader-'));
     const store = SqliteStore.open(join(dir, 'kiver.db'));
     const log = createLogger('test', 'silent');
-    const a = new LeaderElection(store, { id: 'a', url: 'http://a' }, log, 2);
-    const b = new LeaderElection(store, { id: 'b', url: 'http://b' }, log, 2);
+    const a = new LeaderElection(store, { id: 'a', url: 'http://a' }, log, { ttlSeconds: 2 });
+    const b = new LeaderElection(store, { id: 'b', url: 'http://b' }, log, { ttlSeconds: 2 });
     try {
       await a.start();
       await b.start();

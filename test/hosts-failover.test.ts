@@ -5,47 +5,22 @@
  *    another host within grace + 10 s; the host comes back → no duplicate remains;
  *  - drain a host → all its replicas move, never more than one down per service.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { createHosts, sweepStale, type TestHosts } from './harness/hosts.js';
+import { useHostsCluster } from './harness/hosts-cluster.js';
 import { until } from './harness/kiver.js';
-import { KiverServer } from '../src/server/server.js';
-import { ApiClient } from '../src/client/api-client.js';
-import { createLogger } from '../src/log.js';
 import type { ServiceView } from '../src/model/service.js';
 
 const GRACE_S = 5;
 const CMD = ['/bin/sh', '-c', 'echo "$KIVER_REPLICA" > /data/who; exec httpd -f -p 8080 -h /data'];
 
 describe('node loss and drain on test hosts', () => {
-  let run: TestHosts;
-  let server: KiverServer;
-  let admin: ApiClient;
-  let dir: string;
-
-  before(async () => {
-    await sweepStale();
-    run = await createHosts(3);
-    dir = await mkdtemp(join(tmpdir(), 'kiver-hosts-'));
-    server = await KiverServer.start({ dataDir: dir, listen: `${run.bridgeIp}:0`, log: createLogger('test', 'silent'), nodeLeaseTtl: GRACE_S });
-    admin = new ApiClient({ servers: [server.url], token: server.tokens.admin });
-    // Short watchdog interval off: these tests kill dockerd on purpose and restart it themselves.
-    for (const h of run.hosts) await h.startAgent({ servers: server.url, token: server.tokens.join, args: ['--no-docker-watchdog'] });
-  });
-  after(async () => {
-    await run?.destroy();
-    await server?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
-  });
-
-  const svc = (name: string) => admin.get<ServiceView>(`/v1/services/${name}`);
+  const c = useHostsCluster(3, { graceSeconds: GRACE_S });
+  const svc = (name: string) => c.svc(name);
   /** Containers of a service across every host's dockerd that are running. */
   async function running(name: string): Promise<{ host: string; replica: string }[]> {
     const out: { host: string; replica: string }[] = [];
-    for (const h of run.hosts) {
+    for (const h of c.run.hosts) {
       if (!(await h.dockerAnswers(1000))) continue;
       const cs = await h.docker.listContainers({ filters: { label: [`kiver.service=${name}`] } });
       for (const c of cs) out.push({ host: h.name, replica: c.Labels['kiver.replica'] });
@@ -54,7 +29,7 @@ describe('node loss and drain on test hosts', () => {
   }
 
   it('a killed host: its replica moves within grace + 10 s; when it returns no duplicate remains', async () => {
-    await admin.post('/v1/services', { name: 'web', image: 'kiver/busybox', command: CMD, replicas: 3, cpu: 0.2, memory: 2 ** 25, ports: [{ container: 8080 }] });
+    await c.admin.post('/v1/services', { name: 'web', image: 'kiver/busybox', command: CMD, replicas: 3, cpu: 0.2, memory: 2 ** 25, ports: [{ container: 8080 }] });
     const s = await until('3 running on 3 hosts', async () => {
       const v = await svc('web');
       return v.status.running === 3 ? v : false;
@@ -62,11 +37,11 @@ describe('node loss and drain on test hosts', () => {
     assert.equal(new Set(s.replicas.map((r) => r.node)).size, 3);
     // Each replica answers on its host's address from another host.
     const r0 = s.replicas[0];
-    const other = run.hosts.find((h) => h.name !== r0.node)!;
-    const page = await other.exec(['busybox', 'wget', '-qO-', `http://${run.host(r0.node).ip}:${r0.ports[0].host}/who`]);
+    const other = c.run.hosts.find((h) => h.name !== r0.node)!;
+    const page = await other.exec(['busybox', 'wget', '-qO-', `http://${c.run.host(r0.node).ip}:${r0.ports[0].host}/who`]);
     assert.equal(page.stdout.trim(), 'web/0');
 
-    const victim = run.host(s.replicas[1].node);
+    const victim = c.run.host(s.replicas[1].node);
     await victim.kill();
     const t0 = Date.now();
     const moved = await until('replica 1 running elsewhere', async () => {
@@ -87,7 +62,7 @@ describe('node loss and drain on test hosts', () => {
   });
 
   it('drain moves every replica off a host, never more than one replica of a service down', async () => {
-    await until('all hosts ready', async () => (await admin.get<{ ready: boolean }[]>('/v1/nodes')).every((n) => n.ready), 30_000);
+    await until('all hosts ready', async () => (await c.admin.get<{ ready: boolean }[]>('/v1/nodes')).every((n) => n.ready), 30_000);
     await until('web settled', async () => (await svc('web')).status.running === 3, 30_000);
     const target = (await svc('web')).replicas[0].node;
     let maxDown = 0;
@@ -99,7 +74,7 @@ describe('node loss and drain on test hosts', () => {
         await new Promise((r) => setTimeout(r, 50));
       }
     })();
-    await admin.post(`/v1/nodes/${target}/drain`, { deadlineSeconds: 600 });
+    await c.admin.post(`/v1/nodes/${target}/drain`, { deadlineSeconds: 600 });
     await until('drained', async () => {
       const v = await svc('web');
       return v.status.running === 3 && v.replicas.every((r) => r.node !== target);

@@ -10,11 +10,15 @@ import { ApiClient } from '../client/api-client.js';
 import { NotFoundError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createLogger } from '../log.js';
-import type { Replica, StatusItem } from '../model/replica.js';
+import { START_FAILED, type Replica, type StatusItem } from '../model/replica.js';
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
-import { metrics, registry } from '../metrics.js';
+import { statfs } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { metrics, registry, serveMetrics } from '../metrics.js';
+import type { NodeHealthReport } from '../model/node.js';
+import { containerMetrics, type ContainerSource, type TrackedContainer } from './container-metrics.js';
 import { LogGuard } from '../guard/index.js';
 import { DockerWatchdog, LIVE_RESTORE_HELP, checkLiveRestore, type DockerWatchdogOptions } from './watchdog.js';
 import { UnauthenticatedError, UnavailableError } from '../errors.js';
@@ -45,15 +49,25 @@ export interface AgentOptions extends Roots {
   dockerWatchdog?: Pick<DockerWatchdogOptions, 'restartCommand' | 'failuresBeforeRestart' | 'intervalMs'> | false;
   /** Start even when dockerd runs without live-restore (then only warn). */
   allowNoLiveRestore?: boolean;
+  /** host:port to serve this agent's /metrics on (a standalone agent); under `kiver up` the server's /metrics carries them. */
+  metricsListen?: { host: string; port: number };
+  /** How often to check Docker and the log partition for the heartbeat's health report (ms). */
+  healthIntervalMs?: number;
 }
 
 /** What the agent reports per replica: its status plus which replica it is about. */
 
 const CRASHLOOP_RESTARTS = 3;
 const CRASHLOOP_WINDOW_MS = 60_000;
+/** Containers of one incarnation Docker would not start before the replica is `failed`. */
+export const START_ATTEMPTS = 3;
+/** A container still in Docker's `Created` state this long after the agent first saw it is stuck. */
+const CREATED_DEADLINE_MS = 30_000;
 
-export class Agent {
+export class Agent implements ContainerSource {
   readonly runtime: DockerRuntime;
+  /** The containers this agent runs, for the cAdvisor-named metrics (refreshed every reconcile). */
+  private tracked: TrackedContainer[] = [];
   private client: ApiClient;
   /** Set after the server refused the node credential (401): logged once, until it works again. */
   private rejected = false;
@@ -75,10 +89,29 @@ export class Agent {
    * and `docker start` resets RestartCount to 0, so the agent carries the count.
    */
   private readonly restartBase = new Map<string, number>();
+  /** Per incarnation: containers Docker would not start, and the last reason. */
+  private readonly startFailures = new Map<string, { count: number; lastError: string }>();
+  /** Container id → when the agent first saw it in `Created` (performance.now()). */
+  private readonly createdSince = new Map<string, number>();
+  /**
+   * The disconnect policy, on this process's monotonic clock: when the last heartbeat (or
+   * register) that succeeded was sent; whether every server has been out of reach for a
+   * node grace since (then `wait` replicas are held stopped); when contact came back and
+   * when the assignments in hand were asked for — only assignments asked for after the
+   * return may start a `wait` replica again (older ones may predate its move).
+   */
+  private lastContact = performance.now();
+  private cutOff = false;
+  private contactBackAt = 0;
+  private assignmentsSentAt = 0;
+  private pollCycle = new AbortController();
   private readonly loops: Promise<void>[] = [];
   private pollAbort = new AbortController();
   private guard?: LogGuard;
   private watchdog?: DockerWatchdog;
+  private metricsServer?: Server;
+  private metricsUrl?: string;
+  private health?: NodeHealthReport;
   /** Resolves after the first full reconcile (tests and `kiver up` wait on it). */
   readonly firstSync: Promise<void>;
   private firstSyncDone!: () => void;
@@ -102,6 +135,15 @@ export class Agent {
       await this.guard.start();
     }
     this.running = true;
+    containerMetrics().addSource(this);
+    if (this.opts.metricsListen) {
+      const { host, port } = this.opts.metricsListen;
+      const served = await serveMetrics(host, port);
+      this.metricsServer = served.server;
+      const shown = host === '0.0.0.0' || host === '::' ? this.opts.address : host;
+      this.metricsUrl = `http://${shown.includes(':') ? `[${shown}]` : shown}:${served.port}/metrics`;
+    }
+    await this.checkHealth();
     await this.register();
     if (!liveRestore) void this.event(`node/${this.opts.node}`, 'Warning', 'DockerNoLiveRestore', LIVE_RESTORE_HELP);
     await this.watchDockerEvents();
@@ -116,6 +158,8 @@ export class Agent {
       this.watchdog.start();
     }
     this.loops.push(this.heartbeatLoop(), this.assignmentLoop());
+    this.timers.push(setInterval(() => void this.checkHealth(), this.opts.healthIntervalMs ?? 5000).unref());
+    this.timers.push(setInterval(() => this.checkContact(), 250).unref());
     this.timers.push(setInterval(() => this.kick(), this.opts.resyncMs ?? 10_000).unref());
   }
 
@@ -129,16 +173,44 @@ export class Agent {
   /** Stops the agent; containers keep running (the next agent adopts them). */
   async stop(): Promise<void> {
     this.running = false;
+    containerMetrics().removeSource(this);
     await this.watchdog?.stop();
     this.pollAbort.abort();
+    this.pollCycle.abort();
     for (const t of this.timers) clearInterval(t);
     this.dockerEvents?.stop();
     await Promise.allSettled(this.loops);
     while (this.reconciling) await new Promise((r) => setTimeout(r, 10));
     await this.guard?.stop();
+    await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
+  }
+
+  /** Where this agent serves /metrics, when it does (--metrics-listen). */
+  get metricsEndpoint(): string | undefined {
+    return this.metricsUrl;
+  }
+
+  /** Docker answering, log partition space: sent with every heartbeat, checked off the heartbeat's path. */
+  private async checkHealth(): Promise<void> {
+    let docker: NodeHealthReport['docker'] = { up: true };
+    try {
+      await this.runtime.ping(2000);
+    } catch (err) {
+      docker = { up: false, error: (err as Error).message.slice(0, 500) };
+    }
+    const st = await statfs(this.opts.logRoot).catch(() => undefined);
+    this.health = {
+      docker,
+      ...(st ? { logDisk: { path: this.opts.logRoot, sizeBytes: st.blocks * st.bsize, freeBytes: st.bavail * st.bsize } } : {}),
+    };
+  }
+
+  containers(): Iterable<TrackedContainer> {
+    return this.tracked;
   }
 
   private async register(): Promise<void> {
+    const sent = performance.now();
     const body = {
       name: this.opts.node,
       address: this.opts.address,
@@ -147,16 +219,18 @@ export class Agent {
       ...(this.opts.labels && Object.keys(this.opts.labels).length ? { labels: this.opts.labels } : {}),
       dockerVersion: await this.runtime.version(),
       agentVersion: '0.1.0',
+      ...(this.metricsUrl ? { metricsUrl: this.metricsUrl } : {}),
     };
     let credential = await readSecretFile(this.opts.credentialFile);
     let res: { leaseTtl: number; credential?: string };
     if (credential) {
       this.client = new ApiClient({ servers: this.opts.servers, token: credential });
-      res = await this.call(() => this.client.post('/v1/agent/register', body));
+      res = await this.call(() => this.client.post('/v1/agent/register', body, { timeoutMs: 10_000, idempotent: true }));
     } else {
       if (!this.opts.joinToken) throw new UnauthenticatedError(`node ${this.opts.node} has no credential at ${this.opts.credentialFile} and no join token to join with`);
+      // A join is not idempotent (a second one is a 409): never retried on another server.
       const joiner = new ApiClient({ servers: this.opts.servers, token: this.opts.joinToken });
-      res = await joiner.post('/v1/agent/register', body);
+      res = await joiner.post('/v1/agent/register', body, { timeoutMs: 10_000 });
       if (!res.credential) throw new UnauthenticatedError('the server answered a join without a node credential');
       credential = res.credential;
       await mkdir(dirname(this.opts.credentialFile), { recursive: true, mode: 0o700 });
@@ -165,6 +239,7 @@ export class Agent {
       this.log.info({ node: this.opts.node, file: this.opts.credentialFile }, 'joined; node credential stored');
     }
     this.leaseTtl = res.leaseTtl;
+    this.contact(sent);
     this.log.info({ node: this.opts.node }, 'registered');
   }
 
@@ -190,21 +265,30 @@ export class Agent {
 
   private async sleep(ms: number): Promise<void> {
     await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.pollAbort.signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+      const onAbort = () => { clearTimeout(t); resolve(); };
+      const t = setTimeout(() => { this.pollAbort.signal.removeEventListener('abort', onAbort); resolve(); }, ms);
+      this.pollAbort.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 
   private async heartbeatLoop(): Promise<void> {
+    let ok = true;
     while (this.running) {
-      await this.sleep((this.leaseTtl * 1000) / 3);
+      // After a failure, try again soon (another server may answer) rather than a third of the TTL later.
+      await this.sleep(ok ? (this.leaseTtl * 1000) / 3 : 1000);
       if (!this.running) return;
       try {
-        await this.call(() => this.client.post('/v1/agent/heartbeat', { node: this.opts.node }));
+        // A heartbeat that takes more than a fraction of the lease is as good as lost: try the next server.
+        const sent = performance.now();
+        await this.call(() => this.client.post('/v1/agent/heartbeat', { node: this.opts.node, ...(this.health ? { health: this.health } : {}) }, { timeoutMs: this.heartbeatDeadlineMs(), idempotent: true }));
+        this.contact(sent);
+        ok = true;
       } catch (err) {
+        ok = false;
+        metrics.heartbeatFailures.inc();
         if (err instanceof NotFoundError) {
           this.log.warn('node lease lost; registering again');
-          await this.register().catch((e) => this.log.warn({ err: (e as Error).message }, 'register failed'));
+          await this.register().then(() => (ok = true), (e) => this.log.warn({ err: (e as Error).message }, 'register failed'));
         } else if (!(err instanceof UnauthenticatedError)) {
           this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
         }
@@ -212,18 +296,59 @@ export class Agent {
     }
   }
 
+  /** A heartbeat or register sent at `sent` succeeded. */
+  private contact(sent: number): void {
+    this.lastContact = Math.max(this.lastContact, sent);
+    if (!this.cutOff) return;
+    this.cutOff = false;
+    this.contactBackAt = performance.now();
+    this.log.warn('a server answers again; asking for fresh assignments before starting held replicas');
+    this.pollCycle.abort(); // the long poll in flight may be stale
+  }
+
+  /**
+   * Every server out of reach for a node grace (the lease may have lapsed, and the server
+   * may move `wait` replicas after a margin): stop them here first.
+   */
+  private checkContact(): void {
+    if (this.cutOff || performance.now() - this.lastContact <= this.leaseTtl * 1000) return;
+    this.cutOff = true;
+    this.log.warn({ graceSeconds: this.leaseTtl }, 'no server reachable for a node grace; stopping replicas whose service says on-node-lost wait');
+    this.kick();
+  }
+
+  /** Whether `wait` replicas must stay stopped: cut off, or back but without assignments asked for since. */
+  private holdingWait(): boolean {
+    return this.cutOff || this.assignmentsSentAt < this.contactBackAt;
+  }
+
+  /** Deadline of one heartbeat attempt at one server: a fifth of the lease TTL, at least 1 s. */
+  private heartbeatDeadlineMs(): number {
+    return Math.max(1000, (this.leaseTtl * 1000) / 5);
+  }
+
   private async assignmentLoop(): Promise<void> {
     while (this.running) {
       try {
         const q = new URLSearchParams({ node: this.opts.node, wait: '25' });
         if (this.index) q.set('index', this.index);
-        const res = await this.call(() => this.client.get<{ index: string; replicas: Replica[] }>(`/v1/agent/assignments?${q}`, { timeoutMs: 35_000 }));
+        if (this.assignmentsSentAt < this.contactBackAt) {
+          q.delete('index'); // answer at once
+          q.set('fresh', 'true');
+        }
+        if (this.pollCycle.signal.aborted) this.pollCycle = new AbortController();
+        const sent = performance.now();
+        const res = await this.call(() => this.client.get<{ index: string; replicas: Replica[] }>(`/v1/agent/assignments?${q}`, {
+          timeoutMs: 35_000, signal: this.pollCycle.signal,
+        }));
         if (!this.running) return;
+        this.assignmentsSentAt = sent;
         this.index = res.index;
         this.assignments = res.replicas;
         this.kick();
       } catch (err) {
         if (!this.running) return;
+        if (this.pollCycle.signal.aborted) continue; // contact came back: ask again at once
         if (err instanceof UnauthenticatedError) {
           await this.sleep(5000); // said once by call(); the server may accept it again after a restore
           continue;
@@ -257,7 +382,7 @@ export class Agent {
   }
 
   private async event(object: string, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
-    await this.client.post('/v1/agent/events', { object, type, reason, message }).catch(() => {});
+    await this.client.post('/v1/agent/events', { object, type, reason, message }, { timeoutMs: 10_000, idempotent: true }).catch(() => {});
   }
 
   /** Cores no cpuset replica owns; '' when none are owned (then Docker's default: all). */
@@ -288,6 +413,8 @@ export class Agent {
 
   async reconcile(assigned: Replica[]): Promise<void> {
     metrics.agentReconciles.inc();
+    const endTimer = metrics.agentReconcileSeconds.startTimer();
+    const tracked: TrackedContainer[] = [];
     const containers = await this.runtime.list();
     const byName = new Map(containers.map((c) => [c.name, c]));
     const pool = this.sharedPool(assigned);
@@ -317,14 +444,33 @@ export class Agent {
         c = undefined;
         this.restarts.delete(id);
       }
+      if (r.spec.onNodeLost === 'wait' && this.holdingWait()) {
+        // At most one copy: the server may have moved it meanwhile. Data stays; nothing reported.
+        if (c && ['running', 'restarting', 'paused'].includes(c.state)) {
+          await this.runtime.stop(c.id).catch((err) => this.log.warn({ replica: id, err: (err as Error).message }, 'stopping a held replica failed'));
+          metrics.agentActions.inc({ action: 'stop' });
+          this.log.warn({ replica: id }, 'stopped: no server reachable and its service says on-node-lost wait');
+        }
+        continue;
+      }
+      const incarnation = `${id}@${r.uid}@${r.generation}`;
+      const gaveUp = this.startFailures.get(incarnation);
+      if (gaveUp && gaveUp.count >= START_ATTEMPTS) {
+        // Given up on this incarnation; the controller places it anew (new uid, fresh ports).
+        if (c) await this.runtime.remove(c.id).catch(() => {});
+        reports.push({ ...base, state: 'failed', restartCount: 0, lastError: gaveUp.lastError });
+        counts.set('failed', (counts.get('failed') ?? 0) + 1);
+        continue;
+      }
       let containerId = c?.id;
+      let created = false;
       if (!containerId) {
         try {
           await this.runtime.ensureImage(r.spec.image);
           const dirs = await ensureDirs(this.opts, r.service, r.ordinal);
           containerId = await this.runtime.create(r, dirs, pool);
+          created = true;
           metrics.agentActions.inc({ action: 'create' });
-          void this.event(`replica/${id}`, 'Normal', 'Started', `container ${name} started on ${this.opts.node}`);
         } catch (err) {
           const msg = (err as Error).message;
           const reason = err instanceof ImageMissingError ? 'ImageMissing' : 'CreateFailed';
@@ -336,19 +482,52 @@ export class Agent {
       }
       let s = await this.runtime.inspect(containerId);
       if (!s) continue; // removed under us; the next pass recreates it
-      const incarnation = `${id}@${r.uid}@${r.generation}`;
       if (!this.restartBase.has(incarnation)) {
         this.restartBase.set(incarnation, Math.max(0, ((r as { lastRestartCount?: number }).lastRestartCount ?? 0) - s.restartCount));
       }
+      if (s.status === 'created' && !this.createdSince.has(containerId)) this.createdSince.set(containerId, performance.now());
       if (!s.running && !s.restarting && (s.status === 'exited' || s.status === 'created')) {
-        // Stopped from outside or left stopped by a daemon restart: desired state is running.
+        // Just created, stopped from outside, or left stopped (or half-started) by a daemon restart:
+        // desired state is running.
+        const stuck = s.status === 'created' && !created && performance.now() - this.createdSince.get(containerId)! > CREATED_DEADLINE_MS;
         if (s.status === 'exited') this.restartBase.set(incarnation, this.restartBase.get(incarnation)! + s.restartCount + 1);
-        await this.runtime.start(containerId).catch(() => {});
-        metrics.agentActions.inc({ action: 'start' });
-        void this.event(`replica/${id}`, 'Normal', 'Restarted', `container ${name} was stopped (exit code ${s.exitCode}); started it again`);
-        s = (await this.runtime.inspect(containerId)) ?? s;
+        let startError: string | undefined;
+        try {
+          await this.runtime.start(containerId);
+          metrics.agentActions.inc({ action: 'start' });
+          if (stuck) startError = 'container stuck in Created (never started) after a successful start call';
+        } catch (err) {
+          startError = (err as Error).message;
+        }
+        const after = startError ? undefined : await this.runtime.inspect(containerId);
+        if (!startError && after?.status === 'created' && stuck) startError = `container stuck in Created for over ${CREATED_DEADLINE_MS / 1000} s`;
+        if (startError) {
+          // Never swallowed: the cause goes to the status and one event; the container is
+          // removed so the next pass creates a fresh one (Docker allocates its ports anew).
+          const f = { count: (this.startFailures.get(incarnation)?.count ?? 0) + 1, lastError: `${START_FAILED}${startError}` };
+          this.startFailures.set(incarnation, f);
+          this.createdSince.delete(containerId);
+          await this.runtime.remove(containerId).catch(() => {});
+          const prefix = s.status === 'exited' ? `container ${name} was stopped (exit code ${s.exitCode}); ` : `container ${name}: `;
+          const last = f.count >= START_ATTEMPTS ? ` (gave up after ${f.count} containers; the replica is failed)` : '';
+          void this.event(`replica/${id}`, 'Warning', 'StartFailed', `${prefix}${f.lastError}${last}`);
+          const state = f.count >= START_ATTEMPTS ? 'failed' : 'creating';
+          reports.push({ ...base, state, restartCount: 0, lastError: f.lastError });
+          counts.set(state, (counts.get(state) ?? 0) + 1);
+          continue;
+        }
+        this.createdSince.delete(containerId);
+        this.startFailures.delete(incarnation);
+        void this.event(`replica/${id}`, 'Normal', s.status === 'exited' ? 'Restarted' : 'Started', s.status === 'exited'
+          ? `container ${name} was stopped (exit code ${s.exitCode}); started it again`
+          : `container ${name} started on ${this.opts.node}`);
+        s = after ?? s;
       }
       s = { ...s, restartCount: s.restartCount + this.restartBase.get(incarnation)! };
+      tracked.push({
+        id: s.id, name, image: s.image, service: r.service, replica: id, node: this.opts.node,
+        pid: s.running ? s.pid : 0, createdSeconds: Date.parse(s.created) / 1000,
+      });
       if (r.spec.cpuPolicy !== 'cpuset' && s.cpusetCpus !== pool && !(pool === '' && s.cpusetCpus === '')) {
         const cpus = this.opts.cpus ?? os.cpus().length;
         await this.runtime.updateCpuset(containerId, pool || `0-${cpus - 1}`).catch(() => {});
@@ -371,6 +550,8 @@ export class Agent {
     for (const state of ['running', 'restarting', 'crashloop', 'exited', 'failed', 'creating']) {
       metrics.agentContainers.set({ state }, counts.get(state) ?? 0);
     }
+    this.tracked = tracked;
+    endTimer();
     await this.report(reports);
   }
 

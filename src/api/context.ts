@@ -7,6 +7,8 @@ import type { Logger } from '../log.js';
 import type { PortPolicy } from '../model/service.js';
 import type { SecretBox } from '../secrets.js';
 import type { Provisioning } from '../machine/provisioning.js';
+import type { HealthReport } from '../monitoring/health.js';
+import type { StoreProbe } from '../store/probe.js';
 
 /** What route modules get; nothing else reaches them. */
 export interface ApiContext {
@@ -24,6 +26,10 @@ export interface ApiContext {
   nodeLeaseTtl: number;
   /** Bare-metal provisioning (machines, config center); routes are mounted when set. */
   machines?: Provisioning;
+  /** Runs every health check now (GET /v1/health). */
+  health: () => Promise<HealthReport>;
+  /** Whether the store answers (for /readyz; agent routes answer 503 at once when it does not). */
+  probe?: StoreProbe;
 }
 
 declare module 'fastify' {

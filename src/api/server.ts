@@ -11,14 +11,15 @@ import { eventRoutes } from './routes/events.js';
 import { clusterRoutes } from './routes/cluster.js';
 import { agentRoutes } from './routes/agent.js';
 import { machineRoutes } from './routes/machines.js';
-import { UnauthenticatedError, ForbiddenError } from '../errors.js';
+import { monitoringRoutes } from './routes/monitoring.js';
+import { UnauthenticatedError, ForbiddenError, UnavailableError } from '../errors.js';
 import { registry, metrics } from '../metrics.js';
 import type { Principal } from './auth.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { PORTAL_HTML, PORTAL_JS } from '../portal/page.js';
 
 /** No token: health, metrics, and the portal's static page and script (they hold no data). */
-const PUBLIC = new Set(['/healthz', '/metrics', '/', '/ui/', '/ui/app.js']);
+const PUBLIC = new Set(['/healthz', '/readyz', '/metrics', '/', '/ui/', '/ui/app.js']);
 const PORTAL_CSP = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'";
 
 /**
@@ -74,6 +75,9 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0];
     if (PUBLIC.has(path)) return;
+    // A server cut off from its store says so at once, so agents move to another server
+    // instead of waiting out the store client's retries (their leases would lapse).
+    if (path.startsWith('/v1/agent/') && ctx.probe && !ctx.probe.ok) throw new UnavailableError(`this server cannot reach its store: ${ctx.probe.reason}`);
     // The config center: installing machines hold only their one-time install token,
     // which its routes check themselves. Matched by route pattern, not by raw URL.
     if (req.routeOptions.url?.startsWith('/v1/config-center/')) return;
@@ -86,13 +90,22 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     req.principal = principal;
   });
   app.addHook('onResponse', async (req, reply) => {
-    metrics.apiRequests.inc({ method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) });
+    const labels = { method: req.method, route: req.routeOptions.url ?? 'unknown', code: String(reply.statusCode) };
+    metrics.apiRequests.inc(labels);
+    metrics.apiSeconds.observe(labels, reply.elapsedTime / 1000);
     if (reply.elapsedTime > 1000 && !req.url.startsWith('/v1/agent/assignments')) {
       ctx.log.warn({ method: req.method, route: req.routeOptions.url, ms: Math.round(reply.elapsedTime) }, 'slow API request');
     }
   });
 
+  // Liveness: the process answers. Readiness: it can also reach its store (and says who leads).
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    const ready = ctx.probe?.ok ?? true;
+    const leader = ctx.probe?.value ? (JSON.parse(ctx.probe.value) as { id: string; url: string }) : undefined;
+    const body = { ready, store: ready ? 'reachable' : ctx.probe!.reason, leader: leader ? { id: leader.id, url: leader.url } : null };
+    return reply.status(ready ? 200 : 503).send(body);
+  });
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
@@ -111,6 +124,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   clusterRoutes(app, ctx);
   agentRoutes(app, ctx);
   tokenRoutes(app, ctx);
+  monitoringRoutes(app, ctx);
   await machineRoutes(app, ctx);
   return app;
 }

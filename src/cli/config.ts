@@ -30,6 +30,11 @@ export function writeClientFile(c: ClientFile): string {
 }
 
 export function clientFromEnv(): ApiClient {
+  return new ApiClient(clientSettings());
+}
+
+/** The server URLs and token the CLI would use (KIVER_ADDR/KIVER_TOKEN or the client file). */
+export function clientSettings(): { servers: string[]; token: string } {
   const addr = process.env.KIVER_ADDR;
   let token = process.env.KIVER_TOKEN;
   let servers = addr ? addr.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
@@ -54,5 +59,5 @@ export function clientFromEnv(): ApiClient {
     throw new UnauthenticatedError('no Kiver server configured: run `kiver up` on this machine, or set KIVER_ADDR and KIVER_TOKEN');
   }
   if (!token) throw new UnauthenticatedError('no admin token: set KIVER_TOKEN (the token is in <data-dir>/admin.token)');
-  return new ApiClient({ servers, token });
+  return { servers, token };
 }

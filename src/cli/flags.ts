@@ -6,7 +6,8 @@ import { InputError } from '../errors.js';
 import { LABEL_KEY, LABEL_VALUE } from '../model/names.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from '../log.js';
 
-export { parseListen } from '../model/listen.js';
+import { parseListen } from '../model/listen.js';
+export { parseListen };
 
 /** commander accumulator for repeatable options. */
 export const collect = (v: string, acc: string[]): string[] => [...acc, v];
@@ -16,6 +17,12 @@ export function parseDuration(s: string, field: string): number {
   const m = /^(\d+)(s|m|h)?$/.exec(s.trim());
   if (!m) throw new InputError(`--${field}: expected a duration like 90s, 5m or 2h, got "${s}"`, field);
   return Number(m[1]) * ({ s: 1, m: 60, h: 3600 }[m[2] ?? 's'] as number);
+}
+
+/** `--on-node-lost`: replace | wait. */
+export function parseOnNodeLost(v: string): 'replace' | 'wait' {
+  if (v !== 'replace' && v !== 'wait') throw new InputError(`--on-node-lost must be replace or wait, got "${v}"`, 'on-node-lost');
+  return v;
 }
 
 /** A (fractional) number of seconds >= min → milliseconds. */
@@ -88,4 +95,19 @@ export function parseDockerSize(s: string, field: string): string {
   if (b < 1024) throw new InputError(`--${field}: at least 1k, got "${s}"`, field);
   for (const [unit, n] of [['g', 1024 ** 3], ['m', 1024 ** 2]] as const) if (b % n === 0) return `${b / n}${unit}`;
   return `${Math.ceil(b / 1024)}k`;
+}
+
+export type HealthFormat = 'text' | 'json' | 'influx' | 'prometheus';
+/** `kiver health -o`: table/text for people, json, influx (telegraf exec), prometheus. */
+export function parseHealthFormat(v: string | undefined): HealthFormat {
+  if (v === undefined || v === 'table' || v === 'text') return 'text';
+  if (v === 'json' || v === 'influx' || v === 'prometheus') return v;
+  throw new InputError(`--output: expected text, json, influx or prometheus, got "${v}"`, 'output');
+}
+
+/** "h:p,h:p" → that many host:port pairs (`kiver monitoring up` addresses). */
+export function parseListenList(v: string, field: string, count: number): { host: string; port: number }[] {
+  const parts = v.split(',').map((x) => x.trim()).filter(Boolean);
+  if (parts.length !== count) throw new InputError(`--${field}: expected ${count} comma-separated HOST:PORT, got "${v}"`, field);
+  return parts.map((x) => parseListen(x, field));
 }

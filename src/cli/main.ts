@@ -11,10 +11,12 @@ import { registerGuard } from '../cmd/guard.js';
 import { registerPxe } from '../cmd/pxe.js';
 import { registerNodeInit } from '../cmd/node-init.js';
 import { registerSnapshot } from '../cmd/snapshot.js';
+import { registerMonitoring } from '../cmd/monitoring.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
 import { registerMachine } from './machine.js';
 import { registerToken } from './token.js';
+import { registerHealth, registerAlerts } from './health.js';
 
 /**
  * Builds the `kiver` command tree: thin API clients from cli/, commands that run a
@@ -25,7 +27,7 @@ export function buildProgram(): Command {
     .description('Kiver: a container cloud for cloud services on bare metal')
     .version('0.1.0')
     .showHelpAfterError()
-    .option('-o, --output <format>', 'table (default) or json')
+    .option('-o, --output <format>', 'table (default) or json; kiver health also: influx, prometheus')
     .addHelpText('after', `\n${EXIT_HELP}`)
     .exitOverride();
   registerUp(program);
@@ -41,6 +43,9 @@ export function buildProgram(): Command {
   registerSnapshot(admin);
   registerToken(admin);
   registerGuard(program);
+  registerHealth(program);
+  registerAlerts(program);
+  registerMonitoring(program);
   return program;
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
 import { age, format, formatBytes, print, printErr, table } from './output.js';
-import { collect, parseBytes, parseInteger, parseLabels, parseNumber } from './flags.js';
+import { collect, parseBytes, parseInteger, parseLabels, parseNumber, parseOnNodeLost } from './flags.js';
 import { InputError, UnavailableError } from '../errors.js';
 import { DEFAULTS, type ServiceView } from '../model/service.js';
 import type { ReplicaView } from '../model/replica.js';
@@ -118,6 +118,7 @@ export function registerService(program: Command): void {
     .option('--port <[host:]container>', 'port to publish (repeatable); host port chosen by Kiver if omitted', collect, [])
     .option('--local-data', 'replicas own data on their node: never moved when the node is lost or drained')
     .option('--constraint <key=value>', 'place replicas only on nodes with this label (repeatable: all must match)', collect, [])
+    .option('--on-node-lost <policy>', 'replace (default; local-data: wait) | wait: at most one copy, stopped by a cut-off agent before it moves')
     .option('--wait', 'wait until every replica runs')
     .option('--timeout <seconds>', 'with --wait', '120')
     .action(async (name: string, o, cmd: Command) => {
@@ -134,6 +135,7 @@ export function registerService(program: Command): void {
       if (o.replicas !== undefined) body.replicas = parseInteger(o.replicas, 'replicas');
       if (o.localData) body.localData = true;
       if (Object.keys(constraints).length) body.constraints = constraints;
+      if (o.onNodeLost) body.onNodeLost = parseOnNodeLost(o.onNodeLost);
       let s = await clientFromEnv().post<ServiceView>('/v1/services', body);
       if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
       print(cmd, s, () => (o.wait ? detail(s) : `service ${name} created (${s.spec.replicas} replicas)`));
@@ -168,6 +170,7 @@ export function registerService(program: Command): void {
     .option('--memory <size>', 'memory limit per replica')
     .option('--env <KEY=VALUE>', 'replace the environment (repeatable)', collect, [])
     .option('--secret-env <KEY=VALUE|KEY=@FILE>', 'replace the secret variables (repeatable)', collect, [])
+    .option('--on-node-lost <policy>', 'replace | wait (takes effect without recreating containers)')
     .option('--wait', 'wait until the rollout finishes')
     .option('--timeout <seconds>', 'with --wait', '300')
     .action(async (name: string, o, cmd: Command) => {
@@ -179,7 +182,8 @@ export function registerService(program: Command): void {
       if (o.memory) patch.memory = parseBytes(o.memory);
       if (o.env.length) patch.env = parseEnv(o.env);
       if (o.secretEnv.length) patch.secretEnv = parseSecretEnv(o.secretEnv);
-      if (Object.keys(patch).length === 0) throw new InputError('nothing to update: give at least one of --image, --cmd, --cpu, --cpu-policy, --memory, --env');
+      if (o.onNodeLost) patch.onNodeLost = parseOnNodeLost(o.onNodeLost);
+      if (Object.keys(patch).length === 0) throw new InputError('nothing to update: give at least one of --image, --cmd, --cpu, --cpu-policy, --memory, --env, --on-node-lost');
       let s = await clientFromEnv().patch<ServiceView>(`/v1/services/${encodeURIComponent(name)}`, patch);
       if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
       print(cmd, s, () => `service ${name} updated (generation ${s.generation})`);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { Agent } from '../agent/agent.js';
 import { InputError } from '../errors.js';
-import { parseLabels } from '../cli/flags.js';
+import { parseLabels, parseListen } from '../cli/flags.js';
 import { agentOptions, checkNodeName, ensureRoot, nodeCredentialFile, onSignal, watchdogOptions } from './process.js';
 import { logOptions, loggerFrom } from './log-options.js';
 import { kiverHome } from '../cli/config.js';
@@ -15,7 +15,8 @@ export function registerAgent(program: Command): void {
       .description('run the node agent: joins a server and runs its replicas in Docker')
       .requiredOption('--server <urls>', 'server URL(s), comma-separated')
       .option('--join-token-file <file>', 'file holding the join token (or set KIVER_JOIN_TOKEN); needed only to join')
-      .option('--credential-file <file>', 'where the node credential is kept, mode 0600 (default <KIVER_HOME>/node-<node>.credential)'),
+      .option('--credential-file <file>', 'where the node credential is kept, mode 0600 (default <KIVER_HOME>/node-<node>.credential)')
+      .option('--metrics-listen <host:port>', "serve this agent's /metrics (container metrics under cAdvisor's names) here; Prometheus finds it through /v1/monitoring/targets"),
   )).action(async (o) => {
     const log = loggerFrom(o, 'kiver-agent');
     const node = checkNodeName(o.node);
@@ -31,6 +32,7 @@ export function registerAgent(program: Command): void {
       servers: String(o.server).split(','), joinToken: token, credentialFile, log, node, address: o.address ?? '127.0.0.1', labels,
       dataRoot: o.dataRoot, logRoot: o.logRoot, guardOut: o.guard === false ? false : o.guardOut,
       dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: o.allowNoLiveRestore === true,
+      ...(o.metricsListen ? { metricsListen: parseListen(o.metricsListen, 'metrics-listen') } : {}),
     });
     await agent.start();
     onSignal(() => agent.stop());

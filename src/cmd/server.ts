@@ -1,9 +1,10 @@
 import type { Command } from 'commander';
 import { KiverServer } from '../server/server.js';
 import { defaultDataDir } from '../cli/config.js';
-import { parseDuration } from '../cli/flags.js';
+import { parseDuration, parseSecondsMs } from '../cli/flags.js';
 import { machineOptionsFrom, machineServerOptions } from './machine-options.js';
 import { onSignal } from './process.js';
+import { InputError } from '../errors.js';
 import { logOptions, loggerFrom } from './log-options.js';
 
 /** `kiver server`: the control plane (API, scheduler, controllers). */
@@ -16,12 +17,17 @@ export function registerServer(program: Command): void {
     .option('--node-grace <duration>', 'a node without heartbeats for this long is NotReady', '30s')
     .option('--allow-low-host-ports', 'let services publish host ports below 1024')
     .option('--secret-key-file <file>', 'key for service secrets; every server of a cluster needs the same one (default <data-dir>/service-secrets.key)')
-    .option('--leader-ttl <duration>', 'leader lease TTL: a dead leader is replaced after at most this long', '10s')))
+    .option('--leader-ttl <duration>', 'leader lease TTL: a dead leader is replaced after at most this long (etcd\'s minimum is 2s)', '2s')
+    .option('--leader-renew <seconds>', 'how often the leader renews its lease (default TTL/8)')))
     .action(async (o) => {
       const log = loggerFrom(o, 'kiver-server');
+      const leaderTtl = parseDuration(o.leaderTtl, 'leader-ttl');
+      if (leaderTtl < 1) throw new InputError('--leader-ttl must be at least 1s', 'leader-ttl');
+      const leaderRenewMs = o.leaderRenew === undefined ? undefined : parseSecondsMs(o.leaderRenew, 'leader-renew', 0.05);
+      if (leaderRenewMs !== undefined && leaderRenewMs > (leaderTtl * 1000) / 3) throw new InputError('--leader-renew must be at most a third of --leader-ttl', 'leader-renew');
       const server = await KiverServer.start({
         log, dataDir: o.dataDir, listen: o.listen, store: o.store, nodeLeaseTtl: parseDuration(o.nodeGrace, 'node-grace'), allowLowHostPorts: o.allowLowHostPorts === true,
-        secretKeyFile: o.secretKeyFile, leaderTtl: parseDuration(o.leaderTtl, 'leader-ttl'), machines: machineOptionsFrom(o),
+        secretKeyFile: o.secretKeyFile, leaderTtl, leaderRenewMs, machines: machineOptionsFrom(o),
       });
       onSignal(() => server.close());
       process.stdout.write(`Kiver server at ${server.url}\n  admin token: ${server.tokens.adminTokenFile}\n  join token:  ${server.tokens.joinTokenFile}\n`);

@@ -36,7 +36,8 @@ class Cluster {
     const cache = new StoreCache(store);
     await cache.start();
     const log = createLogger('test', 'silent');
-    const controller = new ServiceController(store, cache, new NodeIndex(cache), new EventRecorder(store, log), log, 32, await fence?.(store));
+    // Decisions one node at a time: no observation window, no brake (test/eviction-brake.test.ts covers those).
+    const controller = new ServiceController(store, cache, new NodeIndex(cache), new EventRecorder(store, log), log, 32, await fence?.(store), { observeMs: 0, threshold: 1 });
     controller.start();
     return new Cluster(store, cache, controller);
   }

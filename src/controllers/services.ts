@@ -13,10 +13,11 @@ import type { EventRecorder } from './events.js';
 import type { Logger } from '../log.js';
 import { K } from '../model/keys.js';
 import { replicaId } from '../model/names.js';
-import type { Service } from '../model/service.js';
-import { isCurrentStatus, type ContainerSpec, type Replica, type ReplicaStatus } from '../model/replica.js';
+import { nodeLostPolicy, type Service } from '../model/service.js';
+import { EvictionBrake, type EvictionOptions } from './eviction.js';
+import { START_FAILED, isCurrentStatus, type ContainerSpec, type Replica, type ReplicaStatus } from '../model/replica.js';
 import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
-import { addToAlloc, place, refit, removeFromAlloc, type Placement, type PlacementRequest } from '../scheduler/placement.js';
+import { addToAlloc, place, refit, removeFromAlloc, type NodeCandidate, type Placement, type PlacementRequest } from '../scheduler/placement.js';
 import { PlanAllocs } from '../scheduler/plan-allocs.js';
 import { metrics } from '../metrics.js';
 
@@ -37,6 +38,14 @@ class Plan {
   readonly services = new Set<string>();
   placed = 0;
 }
+
+/**
+ * For `wait` replicas: how long after the leader saw their node NotReady before they move.
+ * The cut-off agent stops them one node grace after its last heartbeat was sent — no later
+ * than the lease expiry the leader saw — so this only has to cover the agent's reaction
+ * (a 250 ms check) and `docker stop` (2 s).
+ */
+export const WAIT_MARGIN_MS = 5_000;
 
 /** Wait before moving a replica off a lost node again: 0 for the first move, then 5 s doubling to 5 min. */
 export function rescheduleDelayMs(previousMoves: number): number {
@@ -64,6 +73,7 @@ export function containerSpecFor(svc: Service, p: Placement): ContainerSpec {
     cpu: s.cpu,
     cpuPolicy: s.cpuPolicy,
     memory: s.memory,
+    onNodeLost: nodeLostPolicy(s),
   };
   if (p.cpuset) spec.cpuset = p.cpuset;
   return spec;
@@ -93,7 +103,13 @@ export class ServiceController {
     private readonly placementLimit = 32,
     /** The leader fence every write carries (see leader.ts); none when running alone in a test. */
     private readonly fence?: () => Compare | undefined,
-  ) {}
+    eviction: EvictionOptions = {},
+  ) {
+    this.brake = new EvictionBrake(nodes, events, eviction);
+    this.brake.onSettled = () => this.running && this.markAll();
+  }
+
+  private readonly brake: EvictionBrake;
 
   start(): void {
     this.running = true;
@@ -128,6 +144,7 @@ export class ServiceController {
     else if (c.key.startsWith(K.statuses)) this.mark(c.key.slice(K.statuses.length).split('/')[0]);
     else if (c.key.startsWith(K.nodes) || c.key.startsWith(K.alives)) {
       // Readiness, cordon or drain changed: replicas may have to move, pending ones may fit.
+      this.brake.holding();
       this.markAll();
     } else if (c.key.startsWith(K.allocs) && !c.kv) {
       for (const s of this.pending) this.mark(s);
@@ -213,6 +230,15 @@ export class ServiceController {
     return kv ? { value: JSON.parse(kv.value) as NodeAlloc, modRevision: kv.modRevision } : { value: emptyAlloc(), modRevision: 0 };
   }
 
+  private timedPlace(nodes: NodeCandidate[], req: PlacementRequest, overlay: NonNullable<Parameters<typeof place>[2]>['overlay']): ReturnType<typeof place> {
+    const end = metrics.placementSeconds.startTimer();
+    try {
+      return place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay });
+    } finally {
+      end();
+    }
+  }
+
   /** Runs a txn and mirrors its writes into the cache; false when a compare failed. */
   private async commit(compare: Compare[], ops: Op[]): Promise<boolean> {
     if (this.fence) {
@@ -273,6 +299,7 @@ export class ServiceController {
     if (pending) this.pending.add(name);
     else this.pending.delete(name);
     await this.moveAway(svc, this.replicasOf(name));
+    await this.syncPolicy(svc, this.replicasOf(name));
 
     await this.rollOne(svc, this.replicasOf(name));
   }
@@ -319,7 +346,7 @@ export class ServiceController {
     for (const ordinal of ordinals) {
       const existing = replicas.get(ordinal);
       const nodes = this.nodes.candidates();
-      const res = place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay: plan.allocs.overlayFor(nodes) });
+      const res = this.timedPlace(nodes, req, plan.allocs.overlayFor(nodes));
       let replica: Replica;
       const base = {
         service: name, ordinal, uid: existing?.value.uid ?? randomUUID(), generation: svc.generation,
@@ -369,35 +396,56 @@ export class ServiceController {
       const cand = this.nodes.get(r.node);
       const node = this.cache.get<Node>(K.node(r.node));
       const lost = !cand || !cand.ready;
-      if (!lost && !node?.drain) continue;
+      // Docker would not start it there (the agent gave up on fresh containers): place it anew.
+      const st = this.statusOf(name, r.ordinal);
+      const startFailed = !lost && !svc.spec.localData && st?.uid === r.uid && st.generation === r.generation &&
+        st.state === 'failed' && (st.lastError?.startsWith(START_FAILED) ?? false);
+      if (!lost && !node?.drain && !startFailed) continue;
       if (svc.spec.localData) {
         await this.events.record(`replica/${id}`, 'Warning', lost ? 'BoundToLostNode' : 'DrainBlocked',
           `replica owns local data on ${r.node}; it stays there until a service-level failover moves it`);
         continue;
       }
-      if (lost) {
+      if (lost || startFailed) {
+        if (lost && this.brake.holding()) continue; // most nodes gone at once: suspect ourselves, move nothing
+        if (lost) {
+          const left = Math.max(this.brake.observeMs, nodeLostPolicy(svc.spec) === 'wait' ? WAIT_MARGIN_MS : 0) - this.brake.lostForMs(r.node);
+          if (left > 0) {
+            setTimeout(() => this.mark(name), left + 10).unref();
+            continue;
+          }
+        }
         const wait = rescheduleDelayMs(r.reschedule?.count ?? 0) - (Date.now() - Date.parse(r.reschedule?.lastAt ?? '1970-01-01'));
         if (wait > 0) {
           setTimeout(() => this.mark(name), wait + 10).unref();
           continue;
         }
-        await this.move(svc, e, `node ${r.node} lost`);
+        if (lost) {
+          const token = this.brake.take();
+          if (!token.ok) {
+            setTimeout(() => this.mark(name), token.retryMs).unref();
+            continue;
+          }
+          metrics.evictions.inc();
+        }
+        await this.move(svc, e, lost ? `node ${r.node} lost` : `${st!.lastError} on ${r.node}`, true, lost);
         continue;
       }
       const pastDeadline = Date.now() > Date.parse(node!.drain!.deadline);
       if (!pastDeadline && active.some((o) => o !== e && !this.isUp(name, o.value))) continue;
-      await this.move(svc, e, `node ${r.node} draining`);
+      await this.move(svc, e, `node ${r.node} draining`, false);
       if (!pastDeadline) return; // at most one replica of this service down at a time
     }
   }
 
-  private async move(svc: Service, e: Entry<Replica>, why: string): Promise<void> {
+  /** Re-places a replica (a new incarnation); `backoff`: counts toward the delay before the next such move. */
+  private async move(svc: Service, e: Entry<Replica>, why: string, backoff: boolean, lost = false): Promise<void> {
     const name = svc.spec.name;
     const r = e.value;
     const id = replicaId(name, r.ordinal);
     const req = requestFor(svc);
     const nodes = this.nodes.candidates();
-    const res = place(nodes, req, { offset: this.offset++, limit: this.placementLimit, overlay: this.plan.allocs.overlayFor(nodes) });
+    const res = this.timedPlace(nodes, req, this.plan.allocs.overlayFor(nodes));
     if (!res.ok) {
       await this.events.record(`replica/${id}`, 'Warning', 'RescheduleFailed', `${why}; no other node fits: ${res.reason}`);
       return;
@@ -411,23 +459,40 @@ export class ServiceController {
       node: to,
       generation: svc.generation,
       spec: containerSpecFor(svc, res.placement),
-      reschedule: { count: (r.reschedule?.count ?? 0) + (why.endsWith('lost') ? 1 : 0), lastAt: new Date().toISOString() },
+      reschedule: { count: (r.reschedule?.count ?? 0) + (backoff ? 1 : 0), lastAt: new Date().toISOString() },
     };
+    const freed = removeFromAlloc(from.value, id, usage(r.spec));
+    // The same node again (placed anew there with fresh ports): one allocation write.
+    const allocOps: Op[] = to === r.node
+      ? [{ type: 'put', key: K.alloc(to), value: JSON.stringify(addToAlloc(freed, id, req, res.placement)) }]
+      : [
+          { type: 'put', key: K.alloc(r.node), value: JSON.stringify(freed) },
+          { type: 'put', key: K.alloc(to), value: JSON.stringify(addToAlloc(dest.value, id, req, res.placement)) },
+        ];
     const ok = await this.commit(
       [
         { key: K.replica(name, r.ordinal), modRevision: e.modRevision },
         { key: K.alloc(r.node), modRevision: from.modRevision },
-        { key: K.alloc(to), modRevision: dest.modRevision },
+        ...(to === r.node ? [] : [{ key: K.alloc(to), modRevision: dest.modRevision }]),
+        // Off a lost node only while it is still lost: an agent that came back meanwhile keeps it.
+        ...(lost ? [{ key: K.alive(r.node), modRevision: 0 }] : []),
       ],
-      [
-        { type: 'put', key: K.replica(name, r.ordinal), value: JSON.stringify(moved) },
-        { type: 'put', key: K.alloc(r.node), value: JSON.stringify(removeFromAlloc(from.value, id, usage(r.spec))) },
-        { type: 'put', key: K.alloc(to), value: JSON.stringify(addToAlloc(dest.value, id, req, res.placement)) },
-      ],
+      [{ type: 'put', key: K.replica(name, r.ordinal), value: JSON.stringify(moved) }, ...allocOps],
     );
     if (!ok) this.conflict(name);
     metrics.placements.inc();
     await this.events.record(`replica/${id}`, 'Normal', 'Rescheduled', `${why}: moved from ${r.node} to ${to}`);
+  }
+
+  /** Carries a changed disconnect policy to the agents (the container stays: no new generation). */
+  private async syncPolicy(svc: Service, replicas: Map<number, Entry<Replica>>): Promise<void> {
+    const policy = nodeLostPolicy(svc.spec);
+    for (const e of replicas.values()) {
+      if (e.value.desired !== 'run' || e.value.spec.onNodeLost === policy) continue;
+      const key = K.replica(svc.spec.name, e.value.ordinal);
+      const r: Replica = { ...e.value, spec: { ...e.value.spec, onNodeLost: policy } };
+      if (!(await this.commit([{ key, modRevision: e.modRevision }], [{ type: 'put', key, value: JSON.stringify(r) }]))) this.conflict(svc.spec.name);
+    }
   }
 
   /** Rolling update: moves one replica to the new generation at a time, only while all others run. */

@@ -13,6 +13,16 @@ export const K = {
   nodes: '/kiver/nodes/',
   alive: (name: string) => `/kiver/node-alive/${name}`,
   alives: '/kiver/node-alive/',
+  nodeHealth: (name: string) => `/kiver/node-health/${name}`,
+  nodeHealths: '/kiver/node-health/',
+  /** Each running server, on its own lease: where Prometheus finds them (/v1/monitoring/targets). */
+  serverMember: (id: string) => `/kiver/servers/${id}`,
+  serverMembers: '/kiver/servers/',
+  /** Where the monitoring pair runs (Prometheus x2, Alertmanager x2), written by `kiver monitoring up`. */
+  monitoring: '/kiver/monitoring/config',
+  /** Notifications the alert receiver sent (or gave up on), by alert group and channel. */
+  alert: (id: string) => `/kiver/alerts/${id}`,
+  alerts: '/kiver/alerts/',
   alloc: (node: string) => `/kiver/allocs/${node}`,
   allocs: '/kiver/allocs/',
   event: (object: string, reason: string) => `/kiver/events/${object.replaceAll('/', ':')}/${reason}`,

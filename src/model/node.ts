@@ -14,6 +14,7 @@ export const NodeRegister = Type.Object(
     labels: Type.Optional(Type.Record(Type.String({ pattern: LABEL_KEY }), Type.String({ maxLength: 63 }), { additionalProperties: false })),
     dockerVersion: Type.Optional(Type.String({ maxLength: 64 })),
     agentVersion: Type.Optional(Type.String({ maxLength: 64 })),
+    metricsUrl: Type.Optional(Type.String({ pattern: '^https?://[^\\s/?#]+/metrics$', maxLength: 255, description: "where the agent serves /metrics (a standalone agent's --metrics-listen)" })),
   },
   { additionalProperties: false },
 );
@@ -33,6 +34,31 @@ export interface Node {
   registeredAt: string;
   dockerVersion?: string;
   agentVersion?: string;
+  metricsUrl?: string;
+}
+
+/** What an agent says about its host with each heartbeat (health checks, alerts). */
+export const NodeHealthReport = Type.Object(
+  {
+    docker: Type.Object({ up: Type.Boolean(), error: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false }),
+    logDisk: Type.Optional(Type.Object(
+      { path: Type.String({ maxLength: 4096 }), sizeBytes: Type.Integer({ minimum: 0 }), freeBytes: Type.Integer({ minimum: 0 }) },
+      { additionalProperties: false },
+    )),
+  },
+  { additionalProperties: false },
+);
+export type NodeHealthReport = Static<typeof NodeHealthReport>;
+
+export const NodeHeartbeat = Type.Object(
+  { node: Type.String({ pattern: NODE_NAME }), health: Type.Optional(NodeHealthReport) },
+  { additionalProperties: false },
+);
+
+/** Stored at /kiver/node-health/<name>, written only when it changes (not every heartbeat). */
+export interface NodeHealth extends NodeHealthReport {
+  node: string;
+  reportedAt: string;
 }
 
 /** Stored at /kiver/allocs/<node>: what the scheduler committed there (CAS-guarded). */

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import type { CpuPolicy } from './service.js';
+import type { CpuPolicy, OnNodeLost } from './service.js';
 import { NODE_NAME, SERVICE_NAME } from './names.js';
 
 /** What the agent runs for one replica; derived from the service spec by the controller. */
@@ -15,6 +15,8 @@ export interface ContainerSpec {
   /** Exclusive cores for cpuPolicy cpuset, chosen by the scheduler. */
   cpuset?: number[];
   memory: number;
+  /** The service's disconnect policy; with `wait` the agent stops the container when it has lost every server. */
+  onNodeLost?: OnNodeLost;
 }
 
 /**
@@ -59,6 +61,13 @@ export interface ReplicaStatus {
   lastError?: string;
   updatedAt: string;
 }
+
+/**
+ * How the agent's lastError begins when Docker would not start the replica's container
+ * (after START_ATTEMPTS tries with a fresh container each): the controller then places
+ * the replica anew (fresh host ports, another node when one fits).
+ */
+export const START_FAILED = 'start failed: ';
 
 /** One replica's status as the agent reports it (PUT /v1/agent/status). */
 export const StatusItem = Type.Object(

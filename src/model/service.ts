@@ -7,6 +7,12 @@ export const CpuPolicy = Type.Union([Type.Literal('shares'), Type.Literal('cpuse
 });
 export type CpuPolicy = Static<typeof CpuPolicy>;
 
+export const OnNodeLost = Type.Union([Type.Literal('replace'), Type.Literal('wait')], {
+  description: 'when the node is lost: replace = run it elsewhere at once (a partitioned node may run its copy meanwhile); ' +
+    'wait = at most one copy: the cut-off agent stops it after the node grace and it moves only after that plus a margin',
+});
+export type OnNodeLost = Static<typeof OnNodeLost>;
+
 export const PortSpec = Type.Object(
   {
     container: Type.Integer({ minimum: 1, maximum: 65535 }),
@@ -60,6 +66,7 @@ export const ServiceFields = {
   localData: Type.Optional(Type.Boolean({
     description: 'replicas own data on their node: never moved automatically when the node is lost or drained',
   })),
+  onNodeLost: Type.Optional(OnNodeLost),
 };
 
 export const ServiceCreate = Type.Object(
@@ -84,6 +91,7 @@ export const ServiceUpdate = Type.Object(
     memory: ServiceFields.memory,
     replicas: ServiceFields.replicas,
     localData: ServiceFields.localData,
+    onNodeLost: ServiceFields.onNodeLost,
   },
   { additionalProperties: false, minProperties: 1 },
 );
@@ -111,8 +119,15 @@ export const ServiceSpec = Type.Object({
   localData: Type.Boolean(),
   /** Node labels every replica's node must carry; set at create, absent = any node. */
   constraints: Type.Optional(Constraints),
+  /** Disconnect policy; absent in specs stored before it existed (see nodeLostPolicy). */
+  onNodeLost: Type.Optional(OnNodeLost),
 });
 export type ServiceSpec = Static<typeof ServiceSpec>;
+
+/** The disconnect policy: `wait` (at most one copy) for local-data services, else `replace`, unless set. */
+export function nodeLostPolicy(spec: Pick<ServiceSpec, 'onNodeLost' | 'localData'>): OnNodeLost {
+  return spec.onNodeLost ?? (spec.localData ? 'wait' : 'replace');
+}
 
 /** Stored at /kiver/services/<name>. */
 export interface Service {
@@ -168,13 +183,14 @@ export function applyDefaults(c: ServiceCreate): ServiceSpec {
     replicas: c.replicas ?? DEFAULTS.replicas,
     localData: c.localData ?? false,
     ...(c.constraints && Object.keys(c.constraints).length > 0 ? { constraints: c.constraints } : {}),
+    onNodeLost: nodeLostPolicy({ onNodeLost: c.onNodeLost, localData: c.localData ?? false }),
   };
 }
 
 /** Fields whose change needs the containers recreated (everything but the replica count). */
 export function needsRollout(a: ServiceSpec, b: ServiceSpec): boolean {
-  const { replicas: _ra, localData: _la, ...ra } = a;
-  const { replicas: _rb, localData: _lb, ...rb } = b;
+  const { replicas: _ra, localData: _la, onNodeLost: _oa, ...ra } = a;
+  const { replicas: _rb, localData: _lb, onNodeLost: _ob, ...rb } = b;
   return JSON.stringify(ra) !== JSON.stringify(rb);
 }
 

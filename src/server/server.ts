@@ -23,6 +23,12 @@ import { createLogger, type Logger } from '../log.js';
 import { InputError } from '../errors.js';
 import { SecretBox, SERVICE_SECRET_KEY_FILE } from '../secrets.js';
 import { Provisioning, type ProvisioningOptions } from '../machine/provisioning.js';
+import { instrumentStore } from '../store/instrumented.js';
+import { K } from '../model/keys.js';
+import { checkHealth } from '../monitoring/health-check.js';
+import { clusterMetrics, type ClusterSource } from '../monitoring/cluster-metrics.js';
+import type { HealthReport } from '../monitoring/health.js';
+import { StoreProbe } from '../store/probe.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -36,10 +42,16 @@ export interface ServerOptions {
   secretKeyFile?: string;
   /** Let services publish host ports below 1024. */
   allowLowHostPorts?: boolean;
-  /** Leader lease TTL in seconds. */
+  /** Leader lease TTL in seconds (default 2: a dead leader is replaced within ~2.5 s). */
   leaderTtl?: number;
+  /** How often the leader renews its lease, ms (default TTL/8). */
+  leaderRenewMs?: number;
   /** Bare-metal provisioning: TFTP root, the URL machines use, reaper interval/max age, OS profiles, BMC options. */
   machines?: ProvisioningOptions;
+  /** A log partition fuller than this fraction is a disk problem in `kiver health` (default 0.85). */
+  diskThreshold?: number;
+  /** How often the health code on /metrics (kiver_health_code) is refreshed, ms (default 15 s). */
+  healthIntervalMs?: number;
   log?: Logger;
 }
 
@@ -56,6 +68,8 @@ export class KiverServer {
     private readonly pruneTimer: NodeJS.Timeout,
     readonly election: LeaderElection,
     readonly machines: Provisioning,
+    private readonly monitor: ServerMonitor,
+    private readonly probe: StoreProbe,
     readonly auth: TokenAuth,
   ) {}
 
@@ -64,7 +78,7 @@ export class KiverServer {
     storeSpace.log = log;
     const { host, port } = parseListen(opts.listen);
     await makeDataDirPrivate(opts.dataDir, log);
-    const store = await openStore(opts.store ?? `sqlite:${join(opts.dataDir, 'kiver.db')}`);
+    const store = instrumentStore(await openStore(opts.store ?? `sqlite:${join(opts.dataDir, 'kiver.db')}`));
     await makeDataDirPrivate(opts.dataDir); // SQLite's -wal and -shm files are created by open() with the umask's mode
     const auth = new TokenAuth(store);
     const tokens = await bootstrapTokens(auth, opts.dataDir);
@@ -76,17 +90,23 @@ export class KiverServer {
     const nodes = new NodeIndex(cache);
     // Placeholder until the URL is known; the election reads it when it campaigns.
     const me = { id: randomUUID(), url: '' };
-    const election = new LeaderElection(store, me, log, opts.leaderTtl ?? 10);
-    const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence());
+    const election = new LeaderElection(store, me, log, { ttlSeconds: opts.leaderTtl ?? 2, renewMs: opts.leaderRenewMs });
+    const probe = new StoreProbe(store, K.leader);
+    probe.start();
+    const nodeLeaseTtl = opts.nodeLeaseTtl ?? 30;
+    // The brake settles for one node grace: nodes that were only cut off heartbeat again within it.
+    const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence(), { settleMs: nodeLeaseTtl * 1000 });
     const nodeController = new NodeController(cache, nodes, events);
     const secrets = opts.secretKeyFile
       ? await SecretBox.loadOrCreate(dirname(opts.secretKeyFile), basename(opts.secretKeyFile))
       : await SecretBox.loadOrCreate(opts.dataDir, SERVICE_SECRET_KEY_FILE);
     // BMC passwords are sealed with the same (cluster-shared) key, bound to machine/<name>/bmc.
     const machines = new Provisioning(store, secrets, log, opts.dataDir, opts.machines);
+    const diskThreshold = opts.diskThreshold ?? 0.85;
+    const health = () => checkHealth(store, cache, diskThreshold);
     const tokenFiles = { admin: tokens.adminTokenFile, join: tokens.joinTokenFile };
     const hostPorts = { reserved: [] as number[], allowLow: opts.allowLowHostPorts === true };
-    const app = await buildApi({ store, cache, auth, events, log, secrets, tokenFiles, hostPorts, nodeLeaseTtl: opts.nodeLeaseTtl ?? 30, machines });
+    const app = await buildApi({ store, cache, auth, events, log, secrets, tokenFiles, hostPorts, nodeLeaseTtl, machines, health, probe });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -95,20 +115,27 @@ export class KiverServer {
     me.url = url;
     machines.setServerUrl(url);
     // Only the leader runs controllers; every server serves the API.
-    election.on('elected', () => {
+    // Leading can pause and resume quickly (see leader.ts): one start/stop at a time, in order.
+    let transition = Promise.resolve();
+    const serially = (fn: () => void | Promise<void>) => {
+      transition = transition.then(fn).catch((err) => log.warn({ err: (err as Error).message }, 'controller start/stop failed'));
+    };
+    election.on('elected', () => serially(() => {
+      if (!election.isLeader) return;
       controller.start();
       nodeController.start();
       machines.startReaper();
-    });
-    election.on('deposed', () => {
+    }));
+    election.on('deposed', () => serially(async () => {
       nodeController.stop();
-      void controller.stop();
       machines.stopReaper();
-    });
+      await controller.stop();
+    }));
     await election.start();
     const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
+    const monitor = await ServerMonitor.start(store, cache, me, health, Math.max(opts.leaderTtl ?? 10, 10), opts.healthIntervalMs ?? 15_000);
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, auth);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor, probe, auth);
   }
 
   /**
@@ -127,6 +154,8 @@ export class KiverServer {
 
   async close(): Promise<void> {
     clearInterval(this.pruneTimer);
+    await this.monitor.stop();
+    this.probe.stop();
     await this.election.stop();
     this.machines.stopReaper();
     this.nodeController.stop();
@@ -134,5 +163,63 @@ export class KiverServer {
     await this.app.close();
     await this.cache.stop();
     await this.store.close();
+  }
+}
+
+/**
+ * What a server does for monitoring: keeps its member key (where Prometheus finds it,
+ * on a lease so a dead server drops out) and refreshes the health code on /metrics.
+ */
+class ServerMonitor implements ClusterSource {
+  private lease = 0;
+  private last?: HealthReport;
+  private timers: NodeJS.Timeout[] = [];
+  private checking = false;
+
+  private constructor(private readonly store: Store, readonly cache: StoreCache, private readonly me: { id: string; url: string },
+    private readonly check: () => Promise<HealthReport>, private readonly ttl: number) {}
+
+  static async start(store: Store, cache: StoreCache, me: { id: string; url: string }, check: () => Promise<HealthReport>, ttl: number, everyMs: number): Promise<ServerMonitor> {
+    const m = new ServerMonitor(store, cache, me, check, ttl);
+    await m.register().catch(() => {});
+    m.timers.push(setInterval(() => void m.keepAlive(), (ttl * 1000) / 3).unref());
+    m.timers.push(setInterval(() => void m.refresh(), everyMs).unref());
+    clusterMetrics.add(m);
+    void m.refresh();
+    return m;
+  }
+
+  health(): HealthReport | undefined {
+    return this.last;
+  }
+
+  private async register(): Promise<void> {
+    this.lease = await this.store.grantLease(this.ttl);
+    await this.store.put(K.serverMember(this.me.id), JSON.stringify({ url: this.me.url, since: new Date().toISOString() }), { lease: this.lease });
+  }
+
+  private async keepAlive(): Promise<void> {
+    try {
+      await this.store.keepAlive(this.lease);
+    } catch {
+      await this.register().catch(() => {}); // expired (or the store is down: retried next tick)
+    }
+  }
+
+  private async refresh(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      this.last = await this.check();
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    clusterMetrics.remove(this);
+    for (const t of this.timers) clearInterval(t);
+    await this.store.delete(K.serverMember(this.me.id)).catch(() => {});
+    await this.store.revokeLease(this.lease).catch(() => {});
   }
 }

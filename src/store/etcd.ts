@@ -23,6 +23,8 @@
  * stream failure, so a failover shows up as a pause, never as a gap.
  */
 import { readFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { randomInt } from 'node:crypto';
 import {
   castGrpcError,
@@ -51,6 +53,7 @@ import type {
   Watch,
   WatchEvent,
   WatchOptions,
+  StoreMember,
 } from './store.js';
 
 export interface EtcdStoreOptions {
@@ -66,6 +69,26 @@ export interface EtcdStoreOptions {
 
 type CallOptions = { deadline: number };
 type Retry = 'always' | 'if-not-sent';
+
+/** GET <endpoint>/health: etcd answers {"health":"true"} when the member has a leader and can serve. */
+function memberHealth(endpoint: string, tls: EtcdStoreOptions['tls'], timeoutMs: number): Promise<StoreMember> {
+  return new Promise((resolve) => {
+    const url = new URL('/health', endpoint);
+    const opts = url.protocol === 'https:'
+      ? { ca: tls?.ca ? readFileSync(tls.ca) : undefined, cert: tls?.cert ? readFileSync(tls.cert) : undefined, key: tls?.key ? readFileSync(tls.key) : undefined }
+      : {};
+    const req = (url.protocol === 'https:' ? httpsGet : httpGet)(url, { ...opts, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.on('data', (d) => (body += d));
+      res.on('end', () => {
+        const ok = res.statusCode === 200 && /"health"\s*:\s*"true"/.test(body);
+        resolve(ok ? { endpoint, ok } : { endpoint, ok, error: `HTTP ${res.statusCode}: ${body.slice(0, 200)}` });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (err) => resolve({ endpoint, ok: false, error: err.message }));
+  });
+}
 
 const enc = (s: string) => Buffer.from(s, 'utf8');
 
@@ -159,6 +182,8 @@ export class EtcdStore implements Store {
   private readonly retryWindowMs: number;
   private readonly watches = new Set<EtcdWatch>();
   private closed = false;
+  private readonly endpoints: string[];
+  private readonly tls: { ca?: string; cert?: string; key?: string };
 
   /** Connects and checks that the cluster answers (UnavailableError if it does not). */
   static async open(opts: EtcdStoreOptions): Promise<EtcdStore> {
@@ -176,7 +201,8 @@ export class EtcdStore implements Store {
     if (!opts.endpoints?.length) throw new InputError('no etcd endpoints given', 'store');
     this.callTimeoutMs = opts.callTimeoutMs ?? 2000;
     this.retryWindowMs = opts.retryWindowMs ?? 15_000;
-    const tls = opts.tls ?? {};
+    this.endpoints = opts.endpoints;
+    const tls = (this.tls = opts.tls ?? {});
     const options: IOptions = {
       hosts: opts.endpoints,
       dialTimeout: this.callTimeoutMs,
@@ -203,6 +229,11 @@ export class EtcdStore implements Store {
       };
     }
     this.client = new Etcd3(options);
+  }
+
+  /** Every member's own /health answer (the pool would hide one dead member behind the others). */
+  async members(): Promise<StoreMember[]> {
+    return Promise.all(this.endpoints.map((endpoint) => memberHealth(endpoint, this.tls, this.callTimeoutMs)));
   }
 
   /** One call with per-attempt deadlines, retried through failover where that is safe. */

@@ -76,6 +76,12 @@ export interface WatchOptions {
   onError: (err: Error) => void;
 }
 
+export interface StoreMember {
+  endpoint: string;
+  ok: boolean;
+  error?: string;
+}
+
 export interface Store {
   get(key: string): Promise<KeyValue | undefined>;
   /** All keys starting with prefix, sorted by key. */
@@ -94,5 +100,7 @@ export interface Store {
   revokeLease(lease: number): Promise<void>;
   /** Current revision. */
   revision(): Promise<number>;
+  /** Each member's health, for backends with members (etcd); absent for an embedded store. */
+  members?(): Promise<StoreMember[]>;
   close(): Promise<void>;
 }

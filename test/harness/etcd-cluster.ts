@@ -44,6 +44,11 @@ export interface EtcdClusterOptions {
   tls?: boolean;
   /** Give up waiting for health after this long (default 30 s). */
   startTimeoutMs?: number;
+  /**
+   * More addresses to serve clients on (same ports), e.g. a test-host bridge's address, so
+   * servers in network namespaces reach the cluster — and can be cut off from it there.
+   */
+  clientHosts?: string[];
 }
 
 const live = new Set<EtcdCluster>();
@@ -140,6 +145,7 @@ export class EtcdCluster {
     private readonly serverTls?: EtcdTlsFiles,
     /** Client certificate and CA when started with tls: true. */
     readonly clientTls?: EtcdTlsFiles,
+    private readonly clientHosts: string[] = [],
   ) {}
 
   /** Starts the cluster and resolves once every member reports healthy. */
@@ -165,7 +171,7 @@ export class EtcdCluster {
       logFile: join(dir, `m${i}.log`),
     }));
     const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
-    const cluster = new EtcdCluster(dir, members, initialCluster, tls?.server, tls?.client);
+    const cluster = new EtcdCluster(dir, members, initialCluster, tls?.server, tls?.client, opts.clientHosts);
     live.add(cluster);
     spawn('/bin/sh', ['-c', WATCHDOG, 'etcd-watchdog', String(process.pid), dir], { detached: true, stdio: 'ignore' }).unref();
     try {
@@ -183,13 +189,23 @@ export class EtcdCluster {
     return this.members.map((m) => m.clientUrl);
   }
 
+  /** Client URLs on another of the clientHosts addresses. */
+  endpointsOn(host: string): string[] {
+    return this.endpoints.map((u) => u.replace('127.0.0.1', host));
+  }
+
+  /** The members' client ports. */
+  get clientPorts(): number[] {
+    return this.endpoints.map((u) => Number(new URL(u).port));
+  }
+
   private spawnMember(i: number, state: 'new' | 'existing'): void {
     const m = this.members[i];
     const out = openSync(m.logFile, 'a');
     const proc = spawn(ETCD_BIN, [
       '--name', m.name,
       '--data-dir', m.dataDir,
-      '--listen-client-urls', m.clientUrl,
+      '--listen-client-urls', [m.clientUrl, ...this.clientHosts.map((h) => m.clientUrl.replace('127.0.0.1', h))].join(','),
       '--advertise-client-urls', m.clientUrl,
       '--listen-peer-urls', m.peerUrl,
       '--initial-advertise-peer-urls', m.peerUrl,

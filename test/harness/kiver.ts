@@ -3,6 +3,7 @@
  * user would, and gives tests an API client with its admin token. Everything it
  * starts (process, containers of its node, directories) goes in cleanup().
  */
+import { after, before } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -79,17 +80,23 @@ export function runCli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ cod
 export class ServerProcess {
   proc?: ChildProcess;
   output = '';
-  constructor(readonly dataDir: string, readonly port: number, readonly store: string, readonly extra: string[] = []) {}
+  constructor(
+    readonly dataDir: string, readonly port: number, readonly store: string, readonly extra: string[] = [],
+    /** host: the address to listen on (default 127.0.0.1); wrap: argv before node (e.g. a test host's nsenter). */
+    private readonly where: { host?: string; wrap?: string[] } = {},
+  ) {}
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.where.host ?? '127.0.0.1'}:${this.port}`;
   }
 
   async start(): Promise<void> {
     this.output = '';
-    this.proc = spawn(process.execPath, [
-      KIVER_BIN, 'server', '--data-dir', this.dataDir, '--store', this.store, '--listen', `127.0.0.1:${this.port}`, ...this.extra,
-    ], { env: { ...process.env, KIVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const argv = [
+      process.execPath, KIVER_BIN, 'server', '--data-dir', this.dataDir, '--store', this.store, '--listen', `${this.where.host ?? '127.0.0.1'}:${this.port}`, ...this.extra,
+    ];
+    const wrap = this.where.wrap ?? [];
+    this.proc = spawn(wrap[0] ?? argv[0], [...wrap.slice(1), ...(wrap.length ? argv : argv.slice(1))], { env: { ...process.env, KIVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc.stdout!.on('data', (d) => (this.output += d));
     this.proc.stderr!.on('data', (d) => (this.output += d));
     await until(`kiver server on ${this.port} (output: ${this.output})`, async () => {
@@ -158,4 +165,17 @@ export class KiverProcess {
     await removeContainersByLabel(this.docker, `kiver.node=${this.node}`);
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Hooks for a suite that runs one `kiver up`: started before, cleaned up after; the process is `.k`. */
+export function kiverUpForSuite(): { k: KiverProcess } {
+  const suite = {} as { k: KiverProcess };
+  before(async () => {
+    suite.k = await KiverProcess.create();
+    await suite.k.start();
+  });
+  after(async () => {
+    await suite.k?.cleanup();
+  });
+  return suite;
 }

@@ -44,6 +44,10 @@ export interface ContainerState {
   error?: string;
   oomKilled: boolean;
   cpusetCpus: string;
+  /** Host pid of the init process (0 when stopped), image reference and creation time: for container metrics. */
+  pid: number;
+  image: string;
+  created: string;
 }
 
 export class ImageMissingError extends KiverError {
@@ -117,6 +121,9 @@ export class DockerRuntime {
         error: i.State.Error || undefined,
         oomKilled: i.State.OOMKilled,
         cpusetCpus: i.HostConfig.CpusetCpus ?? '',
+        pid: i.State.Pid ?? 0,
+        image: i.Config.Image,
+        created: i.Created,
       };
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return undefined;
@@ -148,6 +155,7 @@ export class DockerRuntime {
     );
   }
 
+  /** Creates the replica's container (not started: start() is separate so its error is its own). */
   async create(r: Replica, dirs: { data: string; log: string }, sharedPool: string): Promise<string> {
     const spec = r.spec;
     const exposed: Record<string, object> = {};
@@ -188,12 +196,21 @@ export class DockerRuntime {
         ...cpuConfig(spec, sharedPool),
       },
     });
-    await c.start();
     return c.id;
   }
 
   async start(id: string): Promise<void> {
     await this.docker.getContainer(id).start();
+  }
+
+  /** Stops a container (SIGTERM, SIGKILL after `seconds`); it stays, with its data, for a later start. */
+  async stop(id: string, seconds = 2): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: seconds });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304 && code !== 404) throw err; // 304: already stopped
+    }
   }
 
   async updateCpuset(id: string, cpus: string): Promise<void> {

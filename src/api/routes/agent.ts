@@ -10,7 +10,7 @@ import type { ApiContext } from '../context.js';
 import type { CacheChange } from '../../controllers/cache.js';
 import { K } from '../../model/keys.js';
 import { NODE_NAME } from '../../model/names.js';
-import { NodeRegister, type Node } from '../../model/node.js';
+import { NodeHeartbeat, NodeRegister, type Node, type NodeHealth, type NodeHealthReport } from '../../model/node.js';
 import { StatusReport, isCurrentStatus, type Replica, type ReplicaStatus } from '../../model/replica.js';
 import { getJson } from '../../store/json.js';
 import { ConflictError, ForbiddenError, NotFoundError } from '../../errors.js';
@@ -18,13 +18,14 @@ import type { Compare, Op } from '../../store/store.js';
 import { newToken, nodeCredentialId, record as tokenRecord, type TokenRecord } from '../auth.js';
 import { EventLimiter } from '../../controllers/events.js';
 import { openEnv } from '../../secrets.js';
+import { metrics } from '../../metrics.js';
 
-const NodeName = Type.Object({ node: Type.String({ pattern: NODE_NAME }) }, { additionalProperties: false });
 const AssignmentsQuery = Type.Object(
   {
     node: Type.String({ pattern: NODE_NAME }),
     index: Type.Optional(Type.String({ maxLength: 80 })),
     wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 60, description: 'seconds to block while nothing changed' })),
+    fresh: Type.Optional(Type.Boolean({ description: 'answer from a cache caught up with the store (an agent back from a partition)' })),
   },
   { additionalProperties: false },
 );
@@ -80,6 +81,13 @@ class AssignmentVersions {
   }
 }
 
+/** Writes only what matters: Docker up/down, or the log disk's use moving by a percent point or more. */
+function healthChanged(prev: NodeHealth | undefined, cur: NodeHealthReport): boolean {
+  if (!prev || prev.docker.up !== cur.docker.up || prev.docker.error !== cur.docker.error) return true;
+  const used = (d?: NodeHealthReport['logDisk']) => (d && d.sizeBytes > 0 ? Math.floor((100 * (d.sizeBytes - d.freeBytes)) / d.sizeBytes) : -1);
+  return used(prev.logDisk) !== used(cur.logDisk) || prev.logDisk?.path !== cur.logDisk?.path;
+}
+
 export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store, cache } = ctx;
   const versions = new AssignmentVersions();
@@ -120,6 +128,7 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
       registeredAt: prev?.value.registeredAt ?? new Date().toISOString(),
       dockerVersion: body.dockerVersion,
       agentVersion: body.agentVersion,
+      ...(body.metricsUrl ? { metricsUrl: body.metricsUrl } : {}),
     };
     const res = await store.txn({
       compare,
@@ -144,22 +153,27 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return { role: p.role, ...(p.node ? { node: p.node } : {}) };
   });
 
-  app.post('/v1/agent/heartbeat', { schema: { tags: ['agent'], summary: 'Keep the node lease alive', body: NodeName } }, async (req) => {
-    const { node } = req.body as { node: string };
+  app.post('/v1/agent/heartbeat', { schema: { tags: ['agent'], summary: 'Keep the node lease alive; report host health', body: NodeHeartbeat } }, async (req) => {
+    const { node, health } = req.body as { node: string; health?: NodeHealthReport };
     ownNode(req, node);
     const n = await getJson<Node>(store, K.node(node));
     if (!n) throw new NotFoundError(`node ${node} not registered`);
     const ttl = await store.keepAlive(n.value.lease); // NotFound when expired: the agent re-registers
     if (!(await store.get(K.alive(node)))) throw new NotFoundError(`node ${node} lease lost`);
+    metrics.heartbeats.inc({ node });
+    if (health && healthChanged(cache.get<NodeHealth>(K.nodeHealth(node)), health)) {
+      await store.put(K.nodeHealth(node), JSON.stringify({ ...health, node, reportedAt: new Date().toISOString() } satisfies NodeHealth));
+    }
     return { leaseTtl: ttl };
   });
 
   app.get('/v1/agent/assignments', {
     schema: { tags: ['agent'], summary: "A node's replica assignments (blocking query)", querystring: AssignmentsQuery },
   }, async (req) => {
-    const q = req.query as { node: string; index?: string; wait?: number };
+    const q = req.query as { node: string; index?: string; wait?: number; fresh?: boolean };
     ownNode(req, q.node);
     await versions.wait(q.node, q.index, (q.wait ?? 0) * 1000);
+    if (q.fresh) await cache.sync();
     const index = versions.index(q.node);
     const replicas: (Replica & { lastRestartCount?: number })[] = [];
     for (const kv of cache.all(K.replicas)) {

@@ -53,7 +53,8 @@ describe('service routes on a conflict', () => {
     const log = createLogger('test', 'silent');
     const auth = new TokenAuth(store);
     await auth.add('admin', 'admin', TOKEN);
-    app = await buildApi({ store, cache, auth, events: new EventRecorder(store, log), log, secrets: SecretBox.fromKey(randomBytes(32)), nodeLeaseTtl: 30 });
+    app = await buildApi({ store, cache, auth, events: new EventRecorder(store, log), log, secrets: SecretBox.fromKey(randomBytes(32)), nodeLeaseTtl: 30,
+      health: () => Promise.reject(new Error('not used here')) });
     race = [];
   });
   afterEach(async () => {
