@@ -1,5 +1,5 @@
 /**
- * Node loss, drain and leader fencing on the real server and store, with fake
+ * Node loss and drain on the real server and store, with fake
  * agents (no containers): what moves, what stays bound, and how many replicas of
  * a service are ever down at once.
  */
@@ -14,8 +14,6 @@ import { createLogger } from '../src/log.js';
 import type { ServiceView } from '../src/api/views.js';
 import type { NodeView } from '../src/model/node.js';
 import type { KiverEvent } from '../src/model/event.js';
-import { LeaderElection } from '../src/controllers/leader.js';
-import { SqliteStore } from '../src/store/sqlite.js';
 import { FakeAgent } from './harness/fake-agent.js';
 import { until } from './harness/kiver.js';
 
@@ -117,34 +115,5 @@ describe('cluster behaviour with fake agents', () => {
     assert.ok(n.alloc.replicas.every((id) => id.startsWith('db/')), `only local-data replicas stay: ${n.alloc.replicas}`);
     await admin.post(`/v1/nodes/${target}/uncordon`);
     assert.equal((await admin.get<NodeView>(`/v1/nodes/${target}`)).drain, undefined);
-  });
-});
-
-describe('leader election', () => {
-  it('one leader at a time; a stopped leader hands over and its fence no longer writes', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'kiver-leader-'));
-    const store = SqliteStore.open(join(dir, 'kiver.db'));
-    const log = createLogger('test', 'silent');
-    const a = new LeaderElection(store, { id: 'a', url: 'http://a' }, log, 2);
-    const b = new LeaderElection(store, { id: 'b', url: 'http://b' }, log, 2);
-    try {
-      await a.start();
-      await b.start();
-      assert.equal(a.isLeader, true);
-      assert.equal(b.isLeader, false);
-      const staleFence = a.fence()!;
-      await a.stop();
-      await until('b elected', async () => b.isLeader, 5_000, 20);
-      assert.equal((await b.leader())?.id, 'b');
-      const res = await store.txn({ compare: [staleFence], success: [{ type: 'put', key: '/kiver/x', value: '1' }] });
-      assert.equal(res.succeeded, false, "a deposed leader's write is fenced off");
-      const ok = await store.txn({ compare: [b.fence()!], success: [{ type: 'put', key: '/kiver/x', value: '1' }] });
-      assert.equal(ok.succeeded, true);
-    } finally {
-      await a.stop();
-      await b.stop();
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    }
   });
 });
