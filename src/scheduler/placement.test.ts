@@ -25,9 +25,31 @@ function placeMany(nodes: NodeCandidate[], r: PlacementRequest, count: number): 
 }
 
 describe('scheduler', () => {
-  it('spreads replicas of one service over distinct nodes', () => {
-    const nodes = [node('a'), node('b'), node('c')];
-    assert.deepEqual(placeMany(nodes, req(), 3).sort(), ['a', 'b', 'c']);
+  it('spreads replicas of one service over distinct nodes, even when one node is much larger', () => {
+    // On identical empty nodes the least-allocated score alone would spread them; the big
+    // node keeps the best score after every placement, so only anti-affinity spreads here.
+    const nodes = [node('a'), node('big', { cpus: 64, memory: 256 * GiB }), node('c')];
+    assert.deepEqual(placeMany(nodes, req(), 3).sort(), ['a', 'big', 'c']);
+    // A second service too, wherever the scan starts.
+    for (let offset = 0; offset < 3; offset++) {
+      const res = [0, 1, 2].map((i) => {
+        const r = place(nodes, req({ service: `s${offset}` }), { offset: offset + i });
+        assert.ok(r.ok);
+        const n = nodes.find((x) => x.name === r.placement.node)!;
+        n.alloc = addToAlloc(n.alloc, `s${offset}/${i}`, req({ service: `s${offset}` }), r.placement);
+        return n.name;
+      });
+      assert.deepEqual(res.sort(), ['a', 'big', 'c'], `offset ${offset}`);
+    }
+  });
+
+  it('prefers the least allocated node among those without the service', () => {
+    const nodes = [node('a', { alloc: { ...emptyAlloc(), cpuMilli: 3000, memory: 6 * GiB, replicas: ['x/0'] } }), node('b'), node('c', { alloc: { ...emptyAlloc(), cpuMilli: 1000, memory: GiB, replicas: ['x/1'] } })];
+    for (let offset = 0; offset < 3; offset++) {
+      const r = place(nodes, req(), { offset });
+      assert.ok(r.ok);
+      assert.equal(r.placement.node, 'b', `offset ${offset}`);
+    }
   });
 
   it('falls back to a node that already hosts the service when no other fits', () => {
@@ -46,7 +68,16 @@ describe('scheduler', () => {
     placeMany(nodes, req({ cpu: 1 }), 2);
     const res = place(nodes, req({ cpu: 0.001 }));
     assert.equal(res.ok, false);
+    assert.match(!res.ok ? res.reason : '', /1 not enough CPU/);
     assert.equal(nodes[0].alloc.cpuMilli, 2000);
+    // Memory: CPU to spare, memory exactly full after two replicas of 4 GiB on 8 GiB.
+    const m = [node('m', { cpus: 16 })];
+    placeMany(m, req({ cpu: 0.1, memory: 4 * GiB }), 2);
+    assert.equal(m[0].alloc.memory, 8 * GiB, 'a request that exactly fills the node fits');
+    const more = place(m, req({ cpu: 0.1, memory: 1 }));
+    assert.equal(more.ok, false, 'one byte more does not');
+    assert.match(!more.ok ? more.reason : '', /1 not enough memory/);
+    assert.equal(m[0].alloc.memory, 8 * GiB);
   });
 
   it('cpuset takes whole free cores, distinct per replica', () => {
