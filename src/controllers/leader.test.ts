@@ -126,15 +126,18 @@ describe('leader election', () => {
   it('a leader that cannot renew for half its TTL steps down on its own', async (t) => {
     const store = openStore(t);
     let hang = false;
-    const stuck = wrap(store, { keepAlive: (lease: number) => (hang ? new Promise<number>(() => {}) : store.keepAlive(lease)) });
-    const a = elect(t, stuck, 'a', 1);
+    let hung = 0;
+    const stuck = wrap(store, { keepAlive: (lease: number) => (hang ? (hung++, new Promise<number>(() => {})) : store.keepAlive(lease)) });
+    const a = elect(t, stuck, 'a', 2);
     const na = track(a);
     await a.start();
     const t0 = Date.now();
     hang = true;
     await until('a steps down', () => !a.isLeader, 5_000);
     const took = Date.now() - t0;
-    assert.ok(took >= 400, `stepped down after ${took} ms, not before half the TTL`);
+    assert.ok(took >= 900, `stepped down after ${took} ms, not before half the TTL`);
+    assert.ok(took < 3_000, `stepped down after ${took} ms, well before the lease (2 s) could be taken over`);
+    assert.equal(hung, 1, 'no second renewal while one is in flight');
     assert.equal(na.deposed, 1);
   });
 
@@ -198,5 +201,123 @@ describe('leader election', () => {
     assert.ok(attempts.every((x) => !x.res.succeeded), 'every fenced write of the deposed leader failed');
     assert.deepEqual((await store.list(K.replicas)).kvs, [], 'no replica was written');
     assert.deepEqual((await store.list(K.allocs)).kvs, [], 'no node allocation was written');
+  });
+
+  it('a healthy leader renews its lease every quarter TTL and keeps leading', async (t) => {
+    const store = openStore(t);
+    let renewals = 0;
+    const counted = wrap(store, { keepAlive: (lease: number) => (renewals++, store.keepAlive(lease)) });
+    const a = elect(t, counted, 'a', 1);
+    const na = track(a);
+    await a.start();
+    await new Promise((r) => setTimeout(r, 2_000));
+    assert.equal(a.isLeader, true);
+    assert.deepEqual(na, { elected: 1, deposed: 0 });
+    assert.ok(renewals >= 3 && renewals <= 12, `${renewals} renewals in 2 s at TTL 1 s`);
+  });
+
+  it('a renewal that fails for another reason than an expired lease does not step down by itself', async (t) => {
+    const store = openStore(t);
+    let failNext = false;
+    let failed = 0;
+    const flaky = wrap(store, {
+      keepAlive: (lease: number) => {
+        if (!failNext) return store.keepAlive(lease);
+        failNext = false;
+        failed++;
+        return Promise.reject(Object.assign(new Error('unavailable'), { status: 503 }));
+      },
+    });
+    const a = elect(t, flaky, 'a', 2);
+    const na = track(a);
+    await a.start();
+    failNext = true;
+    await until('the failing renewal ran', () => failed === 1, 5_000);
+    // Checked before the next tick (500 ms): that one steps down, half the TTL having passed.
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(a.isLeader, true);
+    assert.equal(na.deposed, 0);
+  });
+
+  it('a renewal answered "lease not found" steps down at once, before half the TTL', async (t) => {
+    const store = openStore(t);
+    let expired = false;
+    const gone = wrap(store, {
+      keepAlive: (lease: number) => (expired ? Promise.reject(Object.assign(new Error('lease not found'), { status: 404 })) : store.keepAlive(lease)),
+    });
+    const a = elect(t, gone, 'a', 6);
+    await a.start();
+    const t0 = Date.now();
+    expired = true;
+    await until('a steps down', () => !a.isLeader, 10_000);
+    const took = Date.now() - t0;
+    assert.ok(took < 2_900, `stepped down ${took} ms after the first failed renewal (1.5 s ticks), not after half the TTL (3 s)`);
+  });
+
+  it('a follower never grants itself a lease while a leader exists', async (t) => {
+    const store = openStore(t);
+    let grants = 0;
+    const a = elect(t, store, 'a', 1);
+    const b = elect(t, wrap(store, { grantLease: (ttl: number) => (grants++, store.grantLease(ttl)) }), 'b', 1);
+    await a.start();
+    await b.start();
+    await new Promise((r) => setTimeout(r, 800));
+    assert.equal(grants, 0);
+    assert.equal(b.isLeader, false);
+  });
+
+  it('a campaign that loses the race does not lead, and gives its lease back', async (t) => {
+    const store = openStore(t);
+    const a = elect(t, store, 'a', 60);
+    await a.start();
+    const leaderKv = (await store.get(K.leader))!;
+    const revoked: number[] = [];
+    let granted = 0;
+    // b reads no leader (as if a won between b's read and b's write).
+    const racing = wrap(store, {
+      get: async (key: string) => (key === K.leader ? undefined : store.get(key)),
+      grantLease: async (ttl: number) => (granted = await store.grantLease(ttl)),
+      revokeLease: async (lease: number) => { revoked.push(lease); await store.revokeLease(lease); },
+    });
+    const b = elect(t, racing, 'b', 60);
+    await b.start();
+    assert.equal(b.isLeader, false);
+    assert.ok(granted > 0);
+    assert.deepEqual(revoked, [granted]);
+    assert.deepEqual(await store.get(K.leader), leaderKv, "a's key untouched");
+  });
+
+  it('a failed campaign (store error) is retried by the periodic tick', async (t) => {
+    const store = openStore(t);
+    let fail = true;
+    const a = elect(t, wrap(store, { grantLease: (ttl: number) => (fail ? ((fail = false), Promise.reject(new Error('store down'))) : store.grantLease(ttl)) }), 'a', 1);
+    await a.start();
+    assert.equal(a.isLeader, false);
+    await until('a elected on a later tick', () => a.isLeader, 5_000);
+  });
+
+  it('the tick campaigns even when the watch missed the delete', async (t) => {
+    const store = openStore(t);
+    const a = elect(t, store, 'a', 1);
+    const deaf = wrap(store, { watch: async () => ({ cancel: async () => {} }) });
+    const b = elect(t, deaf, 'b', 1);
+    await a.start();
+    await b.start();
+    await store.delete(K.leader);
+    await until('b elected by its tick', () => b.isLeader, 5_000);
+  });
+
+  it("stopping a leader that was deposed without noticing leaves the new leader's key alone", async (t) => {
+    const store = openStore(t);
+    const a = elect(t, store, 'a', 60);
+    const b = elect(t, store, 'b', 60);
+    await a.start();
+    await store.delete(K.leader);
+    await b.start();
+    assert.equal(a.isLeader, true, 'a has not noticed');
+    const bKey = (await store.get(K.leader))!;
+    await a.stop();
+    assert.deepEqual(await store.get(K.leader), bKey);
+    assert.equal(b.isLeader, true);
   });
 });
