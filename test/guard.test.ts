@@ -25,6 +25,14 @@ import {
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), 'harness', 'guard-cli.js');
 
+/** Every link in the flat directory resolves to a file inside the root. */
+function assertAllInsideRoot(tree: ReturnType<typeof makeTree>): void {
+  for (const name of tree.outNames()) {
+    const real = fs.realpathSync(path.join(tree.out, name));
+    assert.ok(real.startsWith(tree.root + '/'), `${name} resolves to ${real}`);
+  }
+}
+
 describe('kiver-guard: nested trees', () => {
   it('links files created five and more directories deep, also in directories made a moment before', async (t) => {
     const tree = makeTree(t);
@@ -270,10 +278,7 @@ describe('kiver-guard: safety', () => {
     await waitUnlinked(tree, 'svc/0/a/x.log');
     await waitLinked(tree, 'svc/0/a.old/x.log');
     await guard.reconcile('periodic');
-    for (const name of tree.outNames()) {
-      const real = fs.realpathSync(path.join(tree.out, name));
-      assert.ok(real.startsWith(tree.root + '/'), `${name} resolves to ${real}`);
-    }
+    assertAllInsideRoot(tree);
     assert.deepEqual(tree.outNames(), ['svc.0.a.old~x.log']);
   });
 
@@ -302,10 +307,7 @@ describe('kiver-guard: safety', () => {
     await waitLinked(tree, 'svc/0/a.old/b/secret.log');
     await waitUnlinked(tree, 'svc/0/a/b/seen.log');
     await guard.reconcile('periodic');
-    for (const name of tree.outNames()) {
-      const real = fs.realpathSync(path.join(tree.out, name));
-      assert.ok(real.startsWith(tree.root + '/'), `${name} resolves to ${real}`);
-    }
+    assertAllInsideRoot(tree);
     assert.deepEqual(tree.outNames(), [linkNameFor('svc/0/a.old/b/secret.log'), linkNameFor('svc/0/a.old/b/seen.log')].sort());
   });
 
