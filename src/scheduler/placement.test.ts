@@ -226,4 +226,17 @@ describe('scheduler', () => {
     assert.deepEqual(left, { cpuMilli: 1000, memory: GiB, exclusiveCores: [1], hostPorts: [20001], replicas: ['db/1'] });
     assert.equal(removeFromAlloc(left, 'db/0', { cpu: 1, memory: GiB, cpuset: [1], hostPorts: [20001] }), left, 'an unknown replica changes nothing');
   });
+
+  it('breaks score ties by node name, wherever the scan starts (placement does not depend on the offset)', () => {
+    const fresh = [node('c'), node('a'), node('b')];
+    const hosting = ['c', 'a', 'b'].map((n) => node(n, { alloc: { ...emptyAlloc(), replicas: ['db/9'] } }));
+    for (let offset = 0; offset < 3; offset++) {
+      const r = place(fresh, req(), { offset });
+      assert.ok(r.ok);
+      assert.equal(r.placement.node, 'a', `offset ${offset}`);
+      const f = place(hosting, req(), { offset });
+      assert.ok(f.ok);
+      assert.equal(f.placement.node, 'a', `fallback, offset ${offset}`);
+    }
+  });
 });
