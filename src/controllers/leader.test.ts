@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { TestContext } from 'node:test';
 import { SqliteStore } from '../store/sqlite.js';
 import type { Store, TxnRequest, TxnResult } from '../store/store.js';
-import { createLogger } from '../log.js';
+import { createLogger, type Logger } from '../log.js';
 import { K } from '../model/keys.js';
 import type { Node } from '../model/node.js';
 import type { Service } from '../model/service.js';
@@ -319,5 +319,44 @@ describe('leader election', () => {
     await a.stop();
     assert.deepEqual(await store.get(K.leader), bKey);
     assert.equal(b.isLeader, true);
+  });
+
+  it('logs each transition with its reason (what an operator reads after a failover)', async (t) => {
+    const store = openStore(t);
+    const lines: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
+    const at = (level: string) => (obj: Record<string, unknown>, msg: string) => void lines.push({ level, obj, msg });
+    const logger = { info: at('info'), warn: at('warn'), debug: at('debug'), error: at('error') } as unknown as Logger;
+    let failCampaign = true;
+    let expired = false;
+    const s = wrap(store, {
+      grantLease: (ttl: number) => (failCampaign ? ((failCampaign = false), Promise.reject(new Error('store down'))) : store.grantLease(ttl)),
+      keepAlive: (lease: number) => (expired ? Promise.reject(Object.assign(new Error('lease 7 not found'), { status: 404 })) : store.keepAlive(lease)),
+    });
+    const a = new LeaderElection(s, { id: 'a', url: 'http://a' }, logger, 1);
+    t.after(() => a.stop());
+    await a.start();
+    await until('elected', () => a.isLeader, 5_000);
+    expired = true;
+    await until('stepped down', () => !a.isLeader, 5_000);
+    const seen = lines.map((l) => [l.level, l.msg, l.obj]);
+    assert.deepEqual(seen.find((l) => l[1] === 'campaign failed'), ['warn', 'campaign failed', { err: 'store down' }]);
+    assert.deepEqual(seen.find((l) => l[1] === 'elected leader'), ['info', 'elected leader', { id: 'a' }]);
+    assert.deepEqual(seen.find((l) => l[1] === 'leader lease renewal failed'), ['warn', 'leader lease renewal failed', { err: 'lease 7 not found' }]);
+    const down = seen.filter((l) => l[1] === 'stepping down as leader');
+    assert.equal(down.length, 1);
+    assert.deepEqual(down[0], ['warn', 'stepping down as leader', { why: 'leader lease expired' }]);
+  });
+
+  it('says so when it steps down for lack of renewals', async (t) => {
+    const store = openStore(t);
+    const lines: { obj: Record<string, unknown>; msg: string }[] = [];
+    const logger = { info() {}, warn: (obj: Record<string, unknown>, msg: string) => void lines.push({ obj, msg }), debug() {}, error() {} } as unknown as Logger;
+    let hang = false;
+    const a = new LeaderElection(wrap(store, { keepAlive: (lease: number) => (hang ? new Promise<number>(() => {}) : store.keepAlive(lease)) }), { id: 'a', url: 'http://a' }, logger, 1);
+    t.after(() => a.stop());
+    await a.start();
+    hang = true;
+    await until('stepped down', () => !a.isLeader, 5_000);
+    assert.deepEqual(lines.filter((l) => l.msg === 'stepping down as leader').map((l) => l.obj), [{ why: 'lease not renewed for half its TTL' }]);
   });
 });
