@@ -25,6 +25,14 @@ import {
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), 'harness', 'guard-cli.js');
 
+/** Every link in the flat directory resolves to a file inside the root. */
+function assertAllInsideRoot(tree: ReturnType<typeof makeTree>): void {
+  for (const name of tree.outNames()) {
+    const real = fs.realpathSync(path.join(tree.out, name));
+    assert.ok(real.startsWith(tree.root + '/'), `${name} resolves to ${real}`);
+  }
+}
+
 describe('kiver-guard: nested trees', () => {
   it('links files created five and more directories deep, also in directories made a moment before', async (t) => {
     const tree = makeTree(t);
@@ -270,11 +278,37 @@ describe('kiver-guard: safety', () => {
     await waitUnlinked(tree, 'svc/0/a/x.log');
     await waitLinked(tree, 'svc/0/a.old/x.log');
     await guard.reconcile('periodic');
-    for (const name of tree.outNames()) {
-      const real = fs.realpathSync(path.join(tree.out, name));
-      assert.ok(real.startsWith(tree.root + '/'), `${name} resolves to ${real}`);
-    }
+    assertAllInsideRoot(tree);
     assert.deepEqual(tree.outNames(), ['svc.0.a.old~x.log']);
+  });
+
+  it('never links a file that appears under a directory whose parent was swapped for a symlink', async (t) => {
+    const tree = makeTree(t);
+    const outside = path.join(tree.base, 'outside');
+    fs.mkdirSync(path.join(outside, 'b'), { recursive: true });
+    fs.writeFileSync(path.join(outside, 'b', 'secret.log'), 'host data');
+    tree.write('svc/0/a/b/seen.log');
+    const { guard } = await startGuard(t, tree);
+    await waitLinked(tree, 'svc/0/a/b/seen.log');
+    // The path under test is the event path of a watched directory whose ancestor is now a
+    // symlink. The swap's own events (on svc/0) would drop the directory first, so the test
+    // drives that path directly: nothing the guard runs can interleave with these sync calls.
+    type Node = { dirs: Map<string, Node> };
+    const internals = guard as unknown as { root: Node; reconcileEntry(dir: Node, name: string, via: 'event'): unknown };
+    const b = internals.root.dirs.get('svc')!.dirs.get('0')!.dirs.get('a')!.dirs.get('b')!;
+    fs.renameSync(tree.at('svc/0/a'), tree.at('svc/0/a.old'));
+    fs.symlinkSync(outside, tree.at('svc/0/a'));
+    fs.writeFileSync(tree.at('svc/0/a.old/b/secret.log'), 'container data');
+    // b's inotify watch reports secret.log; by its logical path that is now the host's file
+    internals.reconcileEntry(b, 'secret.log', 'event');
+    assert.equal(tree.target('svc/0/a/b/secret.log'), null, 'a file reached through the swapped parent was linked');
+    assert.ok((await metricValue(guard.registry, 'kiver_guard_refused_entries_total', { kind: 'outside_root' })) >= 1);
+    // Once the guard has seen the swap: only the container's real files, nothing outside the root.
+    await waitLinked(tree, 'svc/0/a.old/b/secret.log');
+    await waitUnlinked(tree, 'svc/0/a/b/seen.log');
+    await guard.reconcile('periodic');
+    assertAllInsideRoot(tree);
+    assert.deepEqual(tree.outNames(), [linkNameFor('svc/0/a.old/b/secret.log'), linkNameFor('svc/0/a.old/b/seen.log')].sort());
   });
 
   it('handles spaces, newlines, non-UTF-8 bytes, leading dashes and very long paths', async (t) => {

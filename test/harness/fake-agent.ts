@@ -1,6 +1,6 @@
 /**
  * A stand-in for a node agent that runs no containers: it registers, heartbeats,
- * and reports every assigned replica running (or removed), so controller behaviour
+ * and reports every assigned replica running (after an optional start delay) or removed, so controller behaviour
  * (node loss, drain) can be tested fast and deterministically. Container behaviour
  * is tested with the real agent on real Docker elsewhere.
  */
@@ -16,6 +16,13 @@ export class FakeAgent {
   /** Replica ids reported running, in the order they first came up here. */
   readonly started: string[] = [];
   private readonly reported = new Map<string, string>();
+  /** When each replica incarnation assigned here is up (first seen + startDelayMs then). */
+  private readonly upAt = new Map<string, number>();
+  /**
+   * How long a newly assigned replica stays 'creating' before it reports 'running', like a
+   * real container starting; 0 = running at once. It applies to replicas assigned after it is set.
+   */
+  startDelayMs = 0;
 
   constructor(url: string | string[], joinToken: string, readonly name: string, private readonly cpus = 2, private readonly memory = 4 * 1024 ** 3) {
     this.servers = Array.isArray(url) ? url : [url];
@@ -42,11 +49,14 @@ export class FakeAgent {
   async sync(): Promise<Replica[]> {
     const a = await this.client.get<{ replicas: Replica[] }>(`/v1/agent/assignments?node=${this.name}`);
     for (const r of a.replicas) if (r.desired === 'run' && !this.started.includes(`${r.service}/${r.ordinal}@${r.uid}`)) this.started.push(`${r.service}/${r.ordinal}@${r.uid}`);
+    const now = Date.now();
+    for (const r of a.replicas) if (!this.upAt.has(r.uid)) this.upAt.set(r.uid, now + this.startDelayMs);
+    const upState = (r: Replica) => (now >= this.upAt.get(r.uid)! ? 'running' : 'creating');
     // Like the real agent, report only what changed.
     const statuses = a.replicas
       .map((r) => ({
         service: r.service, ordinal: r.ordinal, uid: r.uid, generation: r.generation,
-        state: r.desired === 'delete' ? 'removed' : 'running', restartCount: 0,
+        state: r.desired === 'delete' ? 'removed' : upState(r), restartCount: 0,
       }))
       .filter((s) => this.reported.get(`${s.service}/${s.ordinal}`) !== JSON.stringify(s));
     if (statuses.length > 0) {
