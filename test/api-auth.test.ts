@@ -4,7 +4,7 @@
  * and the status must be what that credential may get. A route group that forgot
  * auth, or a join token that reaches admin routes, fails here by route name.
  *
- * To add a credential kind (e.g. the per-node credential of issue 9), add one row to
+ * To add a credential kind, add one row to
  * CREDENTIALS: how to obtain it, and the expectation per route.
  */
 import { after, before, describe, it } from 'node:test';
@@ -23,7 +23,7 @@ interface Route {
   path: string;
   /** Documented as needing no API token (`security: []`, or hidden public pages). */
   public: boolean;
-  /** An agent route (join token). */
+  /** An agent route (/v1/agent/: node credentials; the join token only joins). */
   agent: boolean;
 }
 
@@ -37,12 +37,24 @@ interface Credential {
   expect(route: Route): Expect;
 }
 
+/** Issued in before(): a node credential (from a join) and a viewer token. */
+const issued = { node: '', viewer: '' };
+/** What the join token may do: join (register a new node) and check itself. */
+const joinOnly = (r: Route) => (r.method === 'POST' && r.path === '/v1/agent/register') || (r.method === 'GET' && r.path === '/v1/agent/whoami');
+const isGet = (r: Route) => r.method === 'GET' || r.method === 'HEAD';
+
 const CREDENTIALS: Credential[] = [
   { kind: 'no token', header: () => undefined, expect: (r) => (r.public ? 'pass' : 401) },
   { kind: 'wrong token', header: () => 'Bearer kiver_admin_wrongwrongwrongwrongwrongwrong', expect: (r) => (r.public ? 'pass' : 401) },
   { kind: 'malformed header', header: (s) => `Basic ${s.tokens.admin}`, expect: (r) => (r.public ? 'pass' : 401) },
-  { kind: 'join token', header: (s) => `Bearer ${s.tokens.join}`, expect: (r) => (r.public || r.agent ? 'pass' : 403) },
-  { kind: 'admin token', header: (s) => `Bearer ${s.tokens.admin}`, expect: () => 'pass' },
+  { kind: 'join token', header: (s) => `Bearer ${s.tokens.join}`, expect: (r) => (r.public || joinOnly(r) ? 'pass' : 403) },
+  // Agent routes carry opened secrets: they take a node credential, never an admin token.
+  { kind: 'admin token', header: (s) => `Bearer ${s.tokens.admin}`, expect: (r) => (r.public || !r.agent ? 'pass' : 403) },
+  { kind: 'node credential', header: () => `Bearer ${issued.node}`, expect: (r) => (r.public || r.agent ? 'pass' : 403) },
+  {
+    kind: 'viewer token', header: () => `Bearer ${issued.viewer}`,
+    expect: (r) => (r.public || (isGet(r) && !r.agent && !r.path.startsWith('/v1/tokens')) ? 'pass' : 403),
+  },
 ];
 
 /** Routes the OpenAPI document hides on purpose, with whether they are public. */
@@ -81,6 +93,9 @@ describe('auth on every route', () => {
       }
     }
     routes.push(...HIDDEN);
+    const joiner = new ApiClient({ servers: [server.url], token: server.tokens.join });
+    issued.node = (await joiner.post<{ credential: string }>('/v1/agent/register', { name: 'auth-node', address: '127.0.0.1', cpus: 1, memory: 2 ** 30 })).credential;
+    issued.viewer = (await admin.post<{ token: string }>('/v1/tokens', { role: 'viewer' })).token;
   });
   after(async () => {
     await server?.close();

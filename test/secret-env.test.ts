@@ -23,16 +23,17 @@ describe('secret env on update', () => {
   let dir: string;
   let server: KiverServer;
   let admin: ApiClient;
-  let join_: ApiClient;
+  /** The node's own credential: only it reads n1's assignments (with their opened secrets). */
+  let node: ApiClient;
   let agent: FakeAgent;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kiver-secret-'));
     server = await KiverServer.start({ dataDir: dir, listen: '127.0.0.1:0', log: createLogger('test', 'silent'), nodeLeaseTtl: 60 });
     admin = new ApiClient({ servers: [server.url], token: server.tokens.admin });
-    join_ = new ApiClient({ servers: [server.url], token: server.tokens.join });
     agent = new FakeAgent(server.url, server.tokens.join, 'n1');
     await agent.start();
+    node = new ApiClient({ servers: [server.url], token: agent.credential! });
   });
   after(async () => {
     agent?.stop();
@@ -43,7 +44,7 @@ describe('secret env on update', () => {
   /** The secret env the agent of n1 is given for web/0 at `generation`. */
   const assigned = (generation: number) =>
     until(`web/0 generation ${generation} assigned to n1`, async () => {
-      const a = await join_.get<{ replicas: Replica[] }>('/v1/agent/assignments?node=n1');
+      const a = await node.get<{ replicas: Replica[] }>('/v1/agent/assignments?node=n1');
       const r = a.replicas.find((x) => x.service === 'web' && x.ordinal === 0 && x.desired === 'run');
       return r && r.generation === generation ? r.spec.secretEnv ?? {} : false;
     });
