@@ -302,7 +302,6 @@ describe('kiver-guard: safety', () => {
     // b's inotify watch reports secret.log; by its logical path that is now the host's file
     internals.reconcileEntry(b, 'secret.log', 'event');
     assert.equal(tree.target('svc/0/a/b/secret.log'), null, 'a file reached through the swapped parent was linked');
-    assert.ok((await metricValue(guard.registry, 'kiver_guard_refused_entries_total', { kind: 'outside_root' })) >= 1);
     // Once the guard has seen the swap: only the container's real files, nothing outside the root.
     await waitLinked(tree, 'svc/0/a.old/b/secret.log');
     await waitUnlinked(tree, 'svc/0/a/b/seen.log');
