@@ -7,7 +7,7 @@
  * server's --tftp-root at that server's TFTP root.
  */
 import type { Command } from 'commander';
-import { createServer } from 'node:http';
+import type { Server } from 'node:http';
 import { accessSync, constants, statSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -17,7 +17,7 @@ import { escapeControls } from '../escape.js';
 import { DnsmasqSupervisor, generateDnsmasqConfig, prepareTftpRoot, type DnsmasqConfigOptions, type PxeMode } from '../machine/dnsmasq.js';
 import { mkdirReadable } from '../machine/bootfiles.js';
 import { machineMetrics } from '../machine/metrics.js';
-import { registry } from '../metrics.js';
+import { serveMetrics } from '../metrics.js';
 import { collect, parseListen } from '../cli/flags.js';
 
 
@@ -110,14 +110,10 @@ export function registerPxe(program: Command): void {
       } catch {
         throw new InputError(`cannot read back ${configPath}`, 'config-file');
       }
-      let metricsServer: ReturnType<typeof createServer> | undefined;
+      let metricsServer: Server | undefined;
       if (o.metricsListen) {
         const { host, port } = parseListen(o.metricsListen, 'metrics-listen');
-        metricsServer = createServer((req, res) => {
-          if (req.url !== '/metrics') return void res.writeHead(404).end();
-          void registry.metrics().then((text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text));
-        });
-        await new Promise<void>((ok, fail) => metricsServer!.once('error', fail).listen(port, host, () => ok()));
+        metricsServer = (await serveMetrics(host, port)).server;
       }
       const sup = new DnsmasqSupervisor({
         configPath,
