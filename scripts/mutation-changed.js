@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // For CI: runs mutation testing only for the modules of scripts/mutation-modules.js whose
 // mutated sources or tests the submitted commits changed, against a base revision
-// (default: the previous main, ORIG_HEAD when set by the merge, else HEAD~1).
+// (KIVER_MUTATION_BASE — .ci/run passes the last commit its CI passed on — else ORIG_HEAD,
+// else HEAD~1).
 //   node scripts/mutation-changed.js [--dry-run] [BASE]      (or KIVER_MUTATION_BASE=rev)
 // Prints what it decided (--dry-run: only that); exits 0 when nothing in scope changed.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -15,7 +16,7 @@ function exists(rev) {
 }
 const args = process.argv.slice(2);
 const dryRun = args.includes('--dry-run');
-const base = args.find((a) => a !== '--dry-run') ?? process.env.KIVER_MUTATION_BASE ?? ['ORIG_HEAD', 'HEAD~1'].find(exists);
+const base = args.find((a) => a !== '--dry-run') ?? (process.env.KIVER_MUTATION_BASE || undefined) ?? ['ORIG_HEAD', 'HEAD~1'].find(exists);
 if (!base || !exists(base)) {
   console.log(`mutation: no base revision (${base ?? 'none'}); nothing to compare, skipping`);
   process.exit(0);

@@ -1,10 +1,12 @@
 // The modules measured by mutation testing (issue 17): the code whose bugs lose data or
 // open doors. Each has the source it mutates (Stryker globs; `file:a-b` = lines a..b) and
-// the compiled tests that must kill its mutants (run by the tap runner, one file at a time).
+// the compiled tests that must kill its mutants (run by the tap runner, one file at a time),
+// and optionally its Stryker concurrency.
 export const MODULES = {
   store: {
     mutate: ['src/store/sqlite.ts', 'src/store/json.ts', 'src/store/snapshot.ts', 'src/store/open.ts'],
     tests: ['dist/src/store/*.test.js'],
+    concurrency: 4,
   },
   scheduler: {
     mutate: ['src/scheduler/placement.ts'],
