@@ -15,6 +15,10 @@ if (!path) {
   process.stderr.write('usage: sqlite-crash-writer DB_PATH\n');
   process.exit(2);
 }
+// Exit when the test that started us is gone (we are re-parented): a test process killed from
+// outside (a mutation-testing timeout) must not leave this loop running forever. Polled in the
+// loop, which never yields to I/O (the store's calls resolve synchronously).
+const parent = process.ppid;
 // Keep the whole history, so the test can replay every revision ever written.
 const store = SqliteStore.open(path, { retainRevisions: Number.MAX_SAFE_INTEGER });
 const keys = ['/crash/a', '/crash/b', '/crash/c'];
@@ -29,5 +33,8 @@ for (;;) {
     success: keys.map((key) => ({ type: 'put' as const, key, value })),
   });
   if (!res.succeeded) throw new Error('lost a compare-and-swap with no other writer');
-  if (n % 20 === 0) process.stdout.write(`${n}\n`);
+  if (n % 20 === 0) {
+    if (process.ppid !== parent) process.exit(0);
+    process.stdout.write(`${n}\n`);
+  }
 }
