@@ -14,7 +14,7 @@
  * default fault handling doing the same write after the same member kill.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { EtcdCluster } from '../test/harness/etcd-cluster.js';
@@ -162,7 +162,7 @@ try {
   }
 
   const f = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  console.log(`bench:failover — 3-member etcd, 2 kiver servers, leader TTL ${LEADER_TTL || '2s (default)'}, median of ${TRIALS}`);
+  console.log(`bench:failover — 3-member etcd, 2 kiver servers, leader TTL ${LEADER_TTL || '2s (default)'}, median of ${TRIALS}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.log(`kill -9 leading server → first API write via the other server:  ${f(median(apiWrite))}  (all: ${apiWrite.map(f).join(', ')})`);
   console.log(`kill -9 leading server → new leader placed a new service:         ${f(median(takeover))}  (all: ${takeover.map(f).join(', ')})`);
   console.log(`SIGTERM leading server → new leader placed a new service:        ${f(median(handover))}  (all: ${handover.map(f).join(', ')})`);
