@@ -14,7 +14,7 @@
  * default fault handling doing the same write after the same member kill.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { EtcdCluster } from '../test/harness/etcd-cluster.js';
@@ -29,6 +29,9 @@ const TRIALS = Number(process.env.BENCH_TRIALS ?? 5);
 /** Empty: the server's default (2 s). */
 const LEADER_TTL = process.env.BENCH_LEADER_TTL ?? '';
 const ttlArgs = LEADER_TTL ? ['--leader-ttl', LEADER_TTL] : [];
+/** BENCH_ONLY=member,cut (of server, sigterm, member, cut): run only those trials. */
+const ONLY = process.env.BENCH_ONLY?.split(',');
+const runs = (what: string) => !ONLY || ONLY.includes(what);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function firstSuccess(fn: () => Promise<unknown>, deadlineMs = 60_000): Promise<number> {
@@ -81,9 +84,10 @@ try {
     });
     return l!;
   };
+  console.log(`bench:failover — 3-member etcd, 2 kiver servers, leader TTL ${LEADER_TTL || '2s (default)'}, median of ${TRIALS}`);
   const apiWrite: number[] = [];
   const takeover: number[] = [];
-  for (let i = 0; i < TRIALS; i++) {
+  for (let i = 0; runs('server') && i < TRIALS; i++) {
     const leader = await leaderOf(admin, servers);
     await leader.kill('SIGKILL');
     const t0 = Date.now();
@@ -93,7 +97,7 @@ try {
     await leader.start();
   }
   const handover: number[] = [];
-  for (let i = 0; i < TRIALS; i++) {
+  for (let i = 0; runs('sigterm') && i < TRIALS; i++) {
     const leader = await leaderOf(admin, servers);
     const t0 = Date.now();
     const exited = leader.kill('SIGTERM');
@@ -105,10 +109,16 @@ try {
     await leader.start();
   }
 
+  const f = (ms: number | undefined) => (ms === undefined ? '—' : `${(ms / 1000).toFixed(2)} s`);
+  const load = () => `load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`;
+  // Each figure as soon as it is measured (a long run on a busy machine may not reach the end).
+  console.log(`kill -9 leading server → first API write via the other server:  ${f(median(apiWrite))}  (all: ${apiWrite.map(f).join(', ')}; ${load()})`);
+  console.log(`kill -9 leading server → new leader placed a new service:         ${f(median(takeover))}  (all: ${takeover.map(f).join(', ')})`);
+  console.log(`SIGTERM leading server → new leader placed a new service:        ${f(median(handover))}  (all: ${handover.map(f).join(', ')}; ${load()})`);
   const memberWrite: number[] = [];
   const baseline: number[] = [];
   const raw = new Etcd3({ hosts: etcd.endpoints });
-  for (let i = 0; i < TRIALS; i++) {
+  for (let i = 0; runs('member') && i < TRIALS; i++) {
     let m = await etcd.leader();
     await etcd.kill(m);
     memberWrite.push(await firstSuccess(create));
@@ -121,6 +131,8 @@ try {
     await etcd.waitHealthy();
   }
   raw.close();
+  console.log(`kill -9 etcd leader member → first write through Kiver's API:     ${f(median(memberWrite))}  (all: ${memberWrite.map(f).join(', ')}; ${load()})`);
+  console.log(`baseline: etcd3 client with default fault handling, same kill:    ${f(median(baseline))}  (all: ${baseline.map(f).join(', ')})`);
 
   // Partition trials: the loopback servers stop (SIGTERM hands over), the namespaced pair takes over.
   for (const s of servers) await s.kill('SIGTERM');
@@ -128,14 +140,15 @@ try {
   agents.length = 0;
   for (const s of nsServers) await s.start();
   const nsAdmin = new ApiClient({ servers: nsServers.map((s) => s.url), token, timeoutMs: 3000 });
-  for (const name of ['b1', 'b2', 'b3']) {
+  // New names: b1–b3 hold node credentials now, and a join token cannot re-register them.
+  for (const name of ['c1', 'c2', 'c3']) {
     const a = new FakeAgent(nsServers.map((s) => s.url), joinToken, name, 64, 256 * 2 ** 30);
     await a.start();
     agents.push(a);
   }
   const cut: number[] = [];
   const ports = etcd.clientPorts;
-  for (let i = 0; i < TRIALS; i++) {
+  for (let i = 0; runs('cut') && i < TRIALS; i++) {
     const leader = await leaderOf(nsAdmin, nsServers);
     const host = run.hosts[nsServers.indexOf(leader)];
     await cutOff(host, run.bridgeIp, ports);
@@ -161,14 +174,7 @@ try {
     });
   }
 
-  const f = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-  console.log(`bench:failover — 3-member etcd, 2 kiver servers, leader TTL ${LEADER_TTL || '2s (default)'}, median of ${TRIALS}`);
-  console.log(`kill -9 leading server → first API write via the other server:  ${f(median(apiWrite))}  (all: ${apiWrite.map(f).join(', ')})`);
-  console.log(`kill -9 leading server → new leader placed a new service:         ${f(median(takeover))}  (all: ${takeover.map(f).join(', ')})`);
-  console.log(`SIGTERM leading server → new leader placed a new service:        ${f(median(handover))}  (all: ${handover.map(f).join(', ')})`);
-  console.log(`leading server cut off from etcd → new leader placed a new service: ${f(median(cut))}  (all: ${cut.map(f).join(', ')})`);
-  console.log(`kill -9 etcd leader member → first write through Kiver's API:     ${f(median(memberWrite))}  (all: ${memberWrite.map(f).join(', ')})`);
-  console.log(`baseline: etcd3 client with default fault handling, same kill:    ${f(median(baseline))}  (all: ${baseline.map(f).join(', ')})`);
+  console.log(`leading server cut off from etcd → new leader placed a new service: ${f(median(cut))}  (all: ${cut.map(f).join(', ')}; ${load()})`);
   console.log(`ratio baseline/kiver (etcd member kill): ${(median(baseline) / Math.max(1, median(memberWrite))).toFixed(1)}×; targets: new leader placed ≤ 3 s, member kill ≤ 2 s`);
 } finally {
   for (const a of agents) a.stop();

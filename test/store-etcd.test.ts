@@ -184,4 +184,30 @@ describe('etcd store', () => {
     await pinnedStore.close();
     await s.close();
   });
+
+  it('kill -9 of the leader: a txn a follower forwarded to it is sent again once a new leader is elected', async (t) => {
+    await cluster.waitHealthy();
+    const leader = await cluster.leader();
+    const follower = cluster.endpoints.findIndex((_, i) => i !== leader);
+    // Only the follower, and a deadline far beyond etcd's election: before, the lost txn
+    // waited out its deadline and failed with UnavailableError (outcome unknown).
+    const callTimeoutMs = 15_000;
+    const s = await EtcdStore.open({ endpoints: [cluster.endpoints[follower]], callTimeoutMs, retryWindowMs: 30_000 });
+    const key = `/election/${randomUUID()}`;
+    await cluster.kill(leader, 'SIGKILL');
+    const t0 = performance.now();
+    const created = s.txn({ compare: [{ key, modRevision: 0 }], success: [{ type: 'put', key, value: 'v' }] });
+    // A server always has other calls going; this read waits at the follower until it
+    // learns of the new leader, and is what tells the store that an election happened.
+    const other = s.get(`${key}/other`).catch(() => undefined);
+    const res = await created;
+    const ms = performance.now() - t0;
+    await other;
+    assert.equal(res.succeeded, true, 'sent again and applied once (not reported as a conflict with itself)');
+    assert.equal((await s.get(key))?.value, 'v');
+    t.diagnostic(`txn at follower m${follower} after kill -9 of leader m${leader}: succeeded after ${ms.toFixed(0)} ms`);
+    assert.ok(ms < callTimeoutMs, `took ${ms.toFixed(0)} ms: it waited out its deadline`);
+    await s.close();
+    await cluster.restart(leader);
+  });
 });

@@ -7,10 +7,13 @@
  * - every attempt has its own deadline (callTimeoutMs), and a call retries through
  *   failover for up to retryWindowMs before it gives up with UnavailableError;
  * - each host sits behind a circuit breaker that opens on its first failure and
- *   half-opens after 500 ms (etcd3's default skips a host for 5 s after 3 timeouts).
+ *   half-opens after 500 ms, backing off to 4 s while it keeps failing (etcd3's default
+ *   skips a host for 5 s after 3 timeouts).
  *   A CANCELLED status is never a host failure: it is what cancelling our own stream
  *   raises. Such a hair-trigger breaker must only ever see real failures — see
  *   endStream() for how our own stream shutdowns stay out of it;
+ * - attempts in flight across an etcd leader election are abandoned and sent again once
+ *   the new raft term shows (see call());
  * - etcd3's own global retry is off: whether a retry is safe depends on the call.
  *   Reads, keepAlive and puts are retried on any transient error (a put applied twice
  *   writes the same value twice). A delete or txn is retried only when the request
@@ -41,7 +44,7 @@ import {
   type IWatchRequest,
   type IWatchResponse,
 } from 'etcd3';
-import { circuitBreaker, ConsecutiveBreaker, handleWhen, isBrokenCircuitError, noop } from 'cockatiel';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, isBrokenCircuitError, noop } from 'cockatiel';
 import { CompactedError, InputError, KiverError, NotFoundError, UnavailableError } from '../errors.js';
 import type {
   KeyValue,
@@ -67,8 +70,49 @@ export interface EtcdStoreOptions {
   retryWindowMs?: number;
 }
 
-type CallOptions = { deadline: number };
-type Retry = 'always' | 'if-not-sent';
+/** What a gRPC call needs: its deadline, and an interceptor that lets us cancel it. */
+type CallOptions = { deadline: number; interceptors: GrpcInterceptor[] };
+/** @grpc/grpc-js's types, as etcd3 (which passes call options through to it) declares them. */
+type GrpcInterceptor = NonNullable<NonNullable<Parameters<Etcd3['kv']['range']>[1]>['interceptors']>[number];
+type GrpcCall = ReturnType<Parameters<GrpcInterceptor>[1]>;
+const GRPC_CANCELLED = 1;
+/** How long the election probe waits after a member was last seen failing (etcd's election: 1–2 s by default). */
+const PROBE_MS = 5000;
+
+/**
+ * One attempt of one call, which abandon() cancels: a proposal that a follower forwarded to
+ * a leader that then died is lost, never answered, and would otherwise wait out its whole
+ * deadline although a new leader was elected meanwhile.
+ */
+class Attempt {
+  readonly started = Date.now();
+  private call?: GrpcCall;
+  abandoned = false;
+  /** Set by a caller whose call is a stream: how to end it without failing its host. */
+  onAbandon?: () => void;
+
+  constructor(readonly deadline: number) {}
+
+  get options(): CallOptions {
+    return {
+      deadline: this.deadline,
+      // Hands the call on unchanged (grpc-js only uses the interface; the type asks for its class).
+      interceptors: [(options, nextCall) => (this.call = nextCall(options)) as ReturnType<GrpcInterceptor>],
+    };
+  }
+
+  abandon(): void {
+    this.abandoned = true;
+    if (this.onAbandon) this.onAbandon();
+    else this.call?.cancelWithStatus(GRPC_CANCELLED, 'abandoned: it was in flight across an etcd leader election');
+  }
+}
+
+/**
+ * When a failed attempt may be sent again: always (reads, puts), only if it never reached a
+ * member, or also if we abandoned it across an election (a txn that fences itself, see txn()).
+ */
+type Retry = 'always' | 'if-not-sent' | 'if-not-sent-or-abandoned';
 
 /** GET <endpoint>/health: etcd answers {"health":"true"} when the member has a leader and can serve. */
 function memberHealth(endpoint: string, tls: EtcdStoreOptions['tls'], timeoutMs: number): Promise<StoreMember> {
@@ -125,6 +169,15 @@ function notSent(err: unknown): boolean {
   );
 }
 
+/**
+ * A member is gone or its cluster is electing: connection refused or reset, no leader,
+ * leader changed. Not a deadline (that is also just a slow cluster), not CANCELLED (our own).
+ */
+function memberFailure(err: unknown): boolean {
+  if (err instanceof GRPCUnavailableError) return true;
+  return /etcdserver: (no leader|leader changed)|raft proposal dropped/i.test(String((err as Error)?.message ?? err));
+}
+
 function transient(err: unknown): boolean {
   return (typeof err === 'object' && err !== null && isRecoverableError(err as Error)) || isBrokenCircuitError(err);
 }
@@ -155,7 +208,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * What opens a host's circuit breaker: etcd3's recoverable errors (unavailable, deadline
- * exceeded, …) except CANCELLED, which our own stream.cancel() raises on a healthy host.
+ * exceeded, …) except CANCELLED, which our own stream.cancel() and Attempt.abandon() raise
+ * on a healthy host.
  */
 function hostFailure(err: Error): boolean {
   return isRecoverableError(err) && !(err instanceof GRPCCancelledError);
@@ -180,6 +234,12 @@ export class EtcdStore implements Store {
   private readonly client: Etcd3;
   private readonly callTimeoutMs: number;
   private readonly retryWindowMs: number;
+  private readonly inflight = new Set<Attempt>();
+  /** The highest raft term seen in an answer (0: none yet). */
+  private term = 0;
+  /** Until when the election probe runs (a member was seen failing). */
+  private probeUntil = 0;
+  private probing = false;
   private readonly watches = new Set<EtcdWatch>();
   private closed = false;
   private readonly endpoints: string[];
@@ -208,7 +268,12 @@ export class EtcdStore implements Store {
       dialTimeout: this.callTimeoutMs,
       faultHandling: {
         host: () =>
-          circuitBreaker(handleWhen(hostFailure), { halfOpenAfter: 500, breaker: new ConsecutiveBreaker(1) }),
+          circuitBreaker(handleWhen(hostFailure), {
+            // 500 ms after a first failure; a member that keeps failing (a dead one) is
+            // tried less and less often (up to every 4 s), so fewer calls wait on its dial.
+            halfOpenAfter: new ExponentialBackoff({ initialDelay: 500, maxDelay: 4000 }),
+            breaker: new ConsecutiveBreaker(1),
+          }),
         global: noop,
       },
       grpcOptions: {
@@ -236,21 +301,85 @@ export class EtcdStore implements Store {
     return Promise.all(this.endpoints.map((endpoint) => memberHealth(endpoint, this.tls, this.callTimeoutMs)));
   }
 
-  /** One call with per-attempt deadlines, retried through failover where that is safe. */
-  private async call<T>(what: string, retry: Retry, fn: (o: CallOptions) => Promise<T>): Promise<T> {
+  /**
+   * One call with per-attempt deadlines, retried through failover where that is safe.
+   *
+   * After a kill -9 of etcd's leader, a write that a follower had forwarded to it is lost:
+   * nobody answers it, and it would wait out its whole deadline although etcd elects a new
+   * leader within its election timeout (1–2 s by default). So once a new raft term shows
+   * (in an answer's header, or a "leader changed" error), the attempts that were in flight
+   * across the election are abandoned and sent again (or, for a txn or delete, reported as
+   * UnavailableError with an unknown outcome, as after any deadline). While a member is seen
+   * failing, a probe read notices the election the moment it happens.
+   */
+  private async call<T>(what: string, retry: Retry, fn: (o: CallOptions, a: Attempt) => Promise<T>): Promise<T> {
     const giveUpAt = Date.now() + this.retryWindowMs;
     let delay = 50;
     for (;;) {
       if (this.closed) throw new UnavailableError(`etcd ${what}: store is closed`);
+      const attempt = new Attempt(Date.now() + this.callTimeoutMs);
+      this.inflight.add(attempt);
       try {
-        return await fn({ deadline: Date.now() + this.callTimeoutMs });
+        const res = await fn(attempt.options, attempt);
+        this.answered(res, attempt.started);
+        return res;
       } catch (err) {
-        const again = transient(err) && (retry === 'always' || notSent(err));
+        this.failed(err);
+        const again = transient(err) && (retry === 'always' || notSent(err) || (retry === 'if-not-sent-or-abandoned' && attempt.abandoned));
         if (!again || Date.now() + delay > giveUpAt) throw mapError(err, what);
         await sleep(delay);
         delay = Math.min(delay * 2, 500);
+      } finally {
+        this.inflight.delete(attempt);
       }
     }
+  }
+
+  /** An answer to an attempt sent at `sent`: a higher raft term tells of an election. */
+  private answered(res: unknown, sent: number): void {
+    const term = Number((res as { header?: { raft_term?: string } } | undefined)?.header?.raft_term ?? 0);
+    if (term <= this.term) return;
+    if (this.term > 0) this.electionSeen(sent);
+    this.term = term;
+  }
+
+  private failed(err: unknown): void {
+    if (/leader changed/.test(String((err as Error)?.message))) this.electionSeen(Date.now());
+    else if (memberFailure(err)) this.memberFailed();
+  }
+
+  /** Attempts sent before a new leader was elected may have been lost on the way to the old one. */
+  private electionSeen(before: number): void {
+    this.probeUntil = 0;
+    for (const a of this.inflight) if (a.started < before) a.abandon();
+  }
+
+  /**
+   * A member is gone (or has no leader): if it led, etcd elects another within its election
+   * timeout. Until then one linearizable read at a time waits at a surviving member, which
+   * answers "leader changed" the moment it learns of the new leader (or an answer comes
+   * with a higher term): that is when what was in flight gets sent again.
+   */
+  private memberFailed(): void {
+    this.probeUntil = Date.now() + PROBE_MS;
+    if (this.probing) return;
+    this.probing = true;
+    void (async () => {
+      try {
+        while (!this.closed && Date.now() < this.probeUntil) {
+          const a = new Attempt(this.probeUntil);
+          try {
+            this.answered(await this.client.kv.range({ key: Buffer.from([0]), count_only: true }, a.options), a.started);
+            return; // a leader answered
+          } catch (err) {
+            if (/leader changed/.test(String((err as Error)?.message))) return this.electionSeen(Date.now());
+            await sleep(50);
+          }
+        }
+      } finally {
+        this.probing = false;
+      }
+    })();
   }
 
   // ---- reads ----
@@ -303,7 +432,23 @@ export class EtcdStore implements Store {
       success: req.success.map((op) => toRequestOp(op, 'success')),
       failure: (req.failure ?? []).map((op) => toRequestOp(op, 'failure')),
     };
-    const res = await this.call('txn', 'if-not-sent', (o) => this.client.kv.txn(request, o));
+    // A txn that compares a key it also writes, with no failure branch, cannot apply twice:
+    // once applied, its own compare fails. Such a txn abandoned across an election is sent
+    // again; if that answers "compare failed", the first copy may have been applied (or
+    // someone else's write was), so the outcome is unknown: UnavailableError, as after a deadline.
+    const written = new Set(req.success.flatMap((op) => (op.type === 'deletePrefix' ? [] : [op.key])));
+    const selfFencing = !req.failure?.length && req.compare.some((c) => written.has(c.key));
+    let abandoned = false;
+    const res = await this.call('txn', selfFencing ? 'if-not-sent-or-abandoned' : 'if-not-sent', async (o, a) => {
+      try {
+        return await this.client.kv.txn(request, o);
+      } finally {
+        abandoned ||= a.abandoned;
+      }
+    });
+    if (abandoned && !res.succeeded) {
+      throw new UnavailableError('etcd txn: sent again after an etcd leader election and its compare failed (the first copy may or may not have been applied; re-read)');
+    }
     return { succeeded: res.succeeded, revision: Number(res.header.revision) };
   }
 
@@ -319,7 +464,7 @@ export class EtcdStore implements Store {
     if (!Number.isInteger(after) || after < 0) {
       throw new InputError('afterRevision must be a non-negative integer', 'afterRevision');
     }
-    const w = new EtcdWatch(this.client, prefix, opts, () => this.watches.delete(w));
+    const w = new EtcdWatch(this.client, prefix, opts, () => this.watches.delete(w), () => this.memberFailed());
     this.watches.add(w);
     try {
       await w.started(this.retryWindowMs);
@@ -367,7 +512,7 @@ export class EtcdStore implements Store {
   }
 
   async keepAlive(lease: number): Promise<number> {
-    const res = await this.call('keepAlive', 'always', (o) => this.keepAliveOnce(lease, o));
+    const res = await this.call('keepAlive', 'always', (o, a) => this.keepAliveOnce(lease, o, a));
     // etcd answers TTL 0 for a lease that expired, was revoked or never existed.
     const ttl = Number(res.TTL);
     if (ttl <= 0) throw new NotFoundError(`lease ${lease} not found or expired`, 'lease');
@@ -382,10 +527,16 @@ export class EtcdStore implements Store {
    * dropped connection) is still reported to its host's breaker by etcd3, as a unary call
    * would be.
    */
-  private async keepAliveOnce(lease: number, o: CallOptions): Promise<ILeaseKeepAliveResponse> {
+  private async keepAliveOnce(lease: number, o: CallOptions, a: Attempt): Promise<ILeaseKeepAliveResponse> {
     const stream = await this.client.leaseClient.leaseKeepAlive(o);
     return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
       let settled = false;
+      a.onAbandon = () => {
+        if (settled) return;
+        settled = true;
+        reject(new GRPCCancelledError('etcd keepAlive: abandoned: it was in flight across an etcd leader election'));
+        endStream(stream);
+      };
       stream.on('data', (r) => {
         if (settled) return;
         settled = true;
@@ -470,6 +621,8 @@ class EtcdWatch implements Watch {
     private readonly prefix: string,
     private readonly opts: WatchOptions,
     private readonly forget: () => void,
+    /** The stream broke as streams do when their member dies (see memberFailure). */
+    private readonly onMemberFailure: () => void,
   ) {
     this.last = opts.afterRevision;
   }
@@ -506,7 +659,10 @@ class EtcdWatch implements Watch {
     }
     this.stream = stream;
     stream.on('data', (res) => this.onResponse(stream, res));
-    stream.on('error', () => this.onBroken(stream));
+    stream.on('error', (err) => {
+      if (!this.closed && stream === this.stream && memberFailure(castGrpcError(err))) this.onMemberFailure();
+      this.onBroken(stream);
+    });
     stream.on('end', () => this.onBroken(stream));
     stream.write({
       create_request: {

@@ -102,7 +102,7 @@ export class ServerProcess {
     await until(`kiver server on ${this.port} (output: ${this.output})`, async () => {
       if (this.proc!.exitCode !== null) throw new Error(this.output);
       return (await fetch(`${this.url}/healthz`)).ok;
-    }, 30_000);
+    }, 60_000); // it took 10–30 s to start at a load average of 20–30 on 2 cores
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
