@@ -11,6 +11,7 @@ import { AGENT_UNIT, CREDENTIAL_FILE, NODE_CONFIG_FILE, NODE_SECRET_FILE, NodeHo
 import { programFile, programPid, supervisorPid } from './supervisor.js';
 import { dockerAnswers, dockerClientFor, removeNodeFile } from './units.js';
 import { SHIPPER_CONFIG } from './log-shipper.js';
+import { CONTROL_CONFIG_FILE, leaveControl, readControlConfig } from './control.js';
 import { BootstrapError, type Printer } from './step.js';
 
 export interface NodeConfig {
@@ -40,8 +41,9 @@ export interface LeaveOptions {
 export async function nodeLeave(o: LeaveOptions, print: Printer): Promise<'left' | 'not-a-node'> {
   const host = new NodeHost(o.root);
   const cfg = readNodeConfig(host);
-  if (!cfg) {
-    print(`nothing to do: ${host.path(NODE_CONFIG_FILE)} does not exist (this host is not a Kiver node)`);
+  const control = readControlConfig(host);
+  if (!cfg && !control) {
+    print(`nothing to do: neither ${host.path(NODE_CONFIG_FILE)} nor ${host.path(CONTROL_CONFIG_FILE)} exists (this host is not a Kiver node)`);
     return 'not-a-node';
   }
   const step = async (name: string, fn: () => Promise<string | undefined>) => {
@@ -52,6 +54,11 @@ export async function nodeLeave(o: LeaveOptions, print: Printer): Promise<'left'
       throw new BootstrapError(`node leave: ${name} failed: ${(err as Error).message}; run it again to continue`);
     }
   };
+  if (control) {
+    await leaveControl(host, step, o.purge);
+    print(`control node ${control.node} left the control plane`);
+  }
+  if (!cfg) return 'left';
   if (o.drain) await step('drain', async () => { await o.drain!(cfg.node, print); return `node ${cfg.node} drained`; });
   await step('agent', async () => {
     if (cfg.manager === 'systemd') {
