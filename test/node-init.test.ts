@@ -123,7 +123,7 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
       /ok\s+os: Debian GNU\/Linux 12/, /ok\s+log root: \/app\/log is on its own filesystem/, /server: .* accepts the join token/,
       /supervisor — --root/, /packages: apt-get install docker\.io/, /docker daemon config: set live-restore=true, userland-proxy=false/,
       /dirs: create \/app\/data \(0755\)/, /create \/etc\/kiver\/node\.credential \(0600, secret\)/, /create \/etc\/kiver\/supervise\/agent\.json/,
-      /start the supervisor/, /log shipper: build kiver\/rsyslog and run kiver-log-shipper \(kiver\/rsyslog, 0\.2 CPU, 128 MiB\)/,
+      /start the supervisor/, /log shipper: write \/etc\/kiver\/shipper\.json; the agent runs kiver-log-shipper \(kiver\/rsyslog, 0\.2 CPU, 128 MiB\) .*; build kiver\/rsyslog/,
       /nothing was changed \(--plan\)/,
     ]) assert.match(r.out, want);
     assert.doesNotMatch(r.out, new RegExp(server.tokens.join), 'the join token is never printed');
@@ -163,7 +163,7 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /done packages: installed docker\.io/);
     assert.match(r.out, /done supervisor: node node-a joined/);
-    assert.match(r.out, /done log shipper: started kiver-log-shipper/);
+    assert.match(r.out, /done log shipper: wrote \/etc\/kiver\/shipper\.json; the agent runs kiver-log-shipper/);
     const dj = JSON.parse(readFileSync(join(root, 'etc/docker/daemon.json'), 'utf8'));
     assert.equal(dj.debug, true, 'other keys kept');
     assert.deepEqual(dj['log-opts'], { labels: 'team', 'max-size': '50m', 'max-file': '3' });
@@ -231,6 +231,29 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
     }, 60_000);
     await until(`the marker at the TCP sink (got ${received.length} bytes)`, async () => received.includes(marker), 60_000, 200);
     assert.match(received, new RegExp(`kiver .*${marker}`));
+  });
+
+  it('the agent keeps the shipper running: removed or stopped, it is back; a new quota applies without restarting the agent', async () => {
+    const docker = new Docker({ socketPath: node.dockerSocket });
+    const shipper = () => docker.getContainer('kiver-log-shipper');
+    const agent = programPid(node, 'agent');
+    const backAfter = async (what: string, id: string) => until(`the agent re-created the shipper after ${what}`, async () => {
+      const i = await shipper().inspect().catch(() => undefined);
+      return i && i.Id !== id && i.State.Running ? i : undefined;
+    }, 60_000, 250);
+    let id = (await shipper().inspect()).Id;
+    await shipper().remove({ force: true });
+    id = (await backAfter('docker rm -f', id)).Id;
+    await shipper().stop({ t: 1 });
+    await backAfter('docker stop', id);
+    const r = await kiver(h, [...base, '--shipper-cpu', '0.3', '--yes']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /\+ log shipper: update \/etc\/kiver\/shipper\.json; the agent runs kiver-log-shipper \(kiver\/rsyslog, 0\.3 CPU/);
+    assert.equal((await shipper().inspect()).HostConfig.NanoCpus, 300_000_000);
+    assert.equal(programPid(node, 'agent'), agent, 'the agent was not restarted');
+    const back = await kiver(h, [...base, '--yes']);
+    assert.equal(back.code, 0, back.out);
+    assert.equal((await shipper().inspect()).HostConfig.NanoCpus, 200_000_000);
   });
 
   it('node leave: the agent and shipper go, data stays', async () => {

@@ -10,7 +10,7 @@ import { run } from '../image/exec.js';
 import { AGENT_UNIT, CREDENTIAL_FILE, NODE_CONFIG_FILE, NODE_SECRET_FILE, NodeHost, SHIPPER_CONTAINER, SYSTEMD_UNIT_DIR } from './node-host.js';
 import { programFile, programPid, supervisorPid } from './supervisor.js';
 import { dockerAnswers, dockerClientFor, removeNodeFile } from './units.js';
-import { SHIPPER_CONFIG } from './log-shipper.js';
+import { SHIPPER_CONFIG, SHIPPER_SETTINGS } from './log-shipper.js';
 import { CONTROL_CONFIG_FILE, leaveControl, readControlConfig } from './control.js';
 import { BootstrapError, type Printer } from './step.js';
 
@@ -36,6 +36,8 @@ export interface LeaveOptions {
   purge: boolean;
   /** Drains first; undefined = skip (--no-drain). */
   drain?: (node: string, print: Printer) => Promise<void>;
+  /** Removes the node's record from the cluster once its agent is stopped (says what happened); undefined = keep it. */
+  remove?: (node: string) => Promise<string>;
 }
 
 export async function nodeLeave(o: LeaveOptions, print: Printer): Promise<'left' | 'not-a-node'> {
@@ -78,7 +80,11 @@ export async function nodeLeave(o: LeaveOptions, print: Printer): Promise<'left'
     }
     return `stopped the agent${pid ? ` (pid ${pid})` : ''} and removed its supervised program`;
   });
+  await step('node record', async () => (o.remove ? o.remove(cfg.node) : `node ${cfg.node} stays registered (cordoned only with a drain): kiver node rm ${cfg.node} removes it`));
   await step('log shipper', async () => {
+    // The agent, which kept the shipper running, is stopped by now.
+    removeNodeFile(host, SHIPPER_CONFIG);
+    removeNodeFile(host, SHIPPER_SETTINGS);
     if (!(await dockerAnswers(host))) return 'Docker does not answer: no shipper container to remove';
     try {
       await dockerClientFor(host).getContainer(SHIPPER_CONTAINER).remove({ force: true });
@@ -86,7 +92,6 @@ export async function nodeLeave(o: LeaveOptions, print: Printer): Promise<'left'
       if ((err as { statusCode?: number }).statusCode === 404) return undefined;
       throw err;
     }
-    removeNodeFile(host, SHIPPER_CONFIG);
     return `removed ${SHIPPER_CONTAINER}`;
   });
   await step('credential', async () => {

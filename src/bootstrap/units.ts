@@ -10,6 +10,7 @@ import { AGENT_UNIT, CREDENTIAL_FILE, DAEMON_JSON, KIVER_BIN, NODE_CONFIG_FILE, 
 import { programFile, supervisorRestartArgv, type ProgramDef } from './supervisor.js';
 import type { InitContext } from './context.js';
 import type { Step } from './step.js';
+import { SHIPPER_SETTINGS } from './log-shipper.js';
 
 export interface NodeFile {
   /** Node path. */
@@ -32,6 +33,7 @@ export function agentArgv(ctx: InitContext): string[] {
     ...(s.address ? ['--address', s.address] : []),
     '--data-root', host.path(s.dataRoot),
     '--log-root', host.path(s.logRoot),
+    '--shipper-config', host.path(SHIPPER_SETTINGS),
     // The Docker watchdog restarts a hung dockerd: through systemd, or by killing it so the supervisor starts it again.
     '--docker-restart-cmd', ctx.manager === 'systemd' ? 'systemctl restart docker' : JSON.stringify(supervisorRestartArgv(host, 'dockerd')),
   ];
