@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline/promises';
 import { readFile } from 'node:fs/promises';
-import { InputError } from '../errors.js';
+import { ConflictError, InputError } from '../errors.js';
 import { parseBytes, parseDockerSize, parseDuration, parseInteger, parseListen, parseNumber } from '../cli/flags.js';
 import { clientFromEnv } from '../cli/config.js';
 import { followDrain } from '../cli/node.js';
@@ -92,6 +92,16 @@ export function registerNodeInit(node: Command): void {
       const timeout = parseDuration(o.drainTimeout, 'drain-timeout') * 1000;
       await nodeLeave({
         root: o.root, purge: !!o.purge,
+        remove: o.drain === false ? undefined : async (name) => {
+          try {
+            await clientFromEnv().delete(`/v1/nodes/${encodeURIComponent(name)}`);
+            return `node ${name} removed from the cluster`;
+          } catch (err) {
+            // Replicas that own local data stay after a drain: the node stays too, cordoned.
+            if (err instanceof ConflictError) return `node ${name} stays registered, cordoned: ${err.message}`;
+            throw err;
+          }
+        },
         drain: o.drain === false ? undefined : async (name, print) => {
           const client = clientFromEnv();
           await client.post(`/v1/nodes/${encodeURIComponent(name)}/drain`, { deadlineSeconds: 0 });
