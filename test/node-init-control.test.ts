@@ -13,14 +13,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { KIVER_BIN, until } from './harness/kiver.js';
+import { diff, fingerprint } from './harness/root-fingerprint.js';
+import { httpsGet } from './harness/https-get.js';
 import { CONTROL_PACKAGES, ensureDebs, makeNodeRoot } from './harness/node-root.js';
 import { ApiClient } from '../src/client/api-client.js';
 import { NodeHost } from '../src/bootstrap/node-host.js';
@@ -39,43 +40,7 @@ function kiver(args: string[]): Promise<CmdOut> {
   });
 }
 
-/** path → mode, size, mtime and (for files under etc/ and var/lib/kiver) sha256, for every entry but /proc and /dev. */
-function fingerprint(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (rel: string) => {
-    for (const n of readdirSync(join(root, rel))) {
-      const r = `${rel}/${n}`;
-      if (r === '/proc' || r === '/dev') continue;
-      const st = lstatSync(join(root, r));
-      const sum = st.isFile() && (r.startsWith('/etc/') || r.startsWith('/var/lib/kiver')) ? createHash('sha256').update(readFileSync(join(root, r))).digest('hex') : '';
-      out.set(r, `${st.mode.toString(8)} ${st.size} ${st.mtimeMs} ${sum}`);
-      if (st.isDirectory()) walk(r);
-    }
-  };
-  walk('');
-  return out;
-}
 
-function diff(a: Map<string, string>, b: Map<string, string>): string[] {
-  const d: string[] = [];
-  for (const [k, v] of a) if (b.get(k) !== v) d.push(`${k}: ${v} → ${b.get(k) ?? 'gone'}`);
-  for (const k of b.keys()) if (!a.has(k)) d.push(`${k}: new`);
-  return d;
-}
-
-/** GET over HTTPS with the given (possibly partial) TLS material; resolves with the body or rejects. */
-function httpsGet(url: string, tls: { ca: Buffer; cert?: Buffer; key?: Buffer }): Promise<string> {
-  return new Promise((res, rej) => {
-    const req = request(url, { ...tls, servername: 'localhost', timeout: 5000 }, (r) => {
-      let b = '';
-      r.on('data', (d) => (b += d));
-      r.on('end', () => res(b));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', rej);
-    req.end();
-  });
-}
 
 describe('kiver node init --role control: a 3-member etcd over TLS and kiver servers on it', () => {
   let dir: string;
@@ -113,7 +78,7 @@ describe('kiver node init --role control: a 3-member etcd over TLS and kiver ser
   });
 
   it('--plan lists every change and changes nothing', async () => {
-    const before = fingerprint(roots[0]);
+    const before = fingerprint(roots[0], ['/etc/', '/var/lib/kiver']);
     const r = await kiver([...initArgs(0), '--plan']);
     assert.equal(r.code, 0, r.out);
     for (const want of [
@@ -122,11 +87,11 @@ describe('kiver node init --role control: a 3-member etcd over TLS and kiver ser
       /etcd membership: a new etcd cluster: c1=https:\/\//, /create \/etc\/kiver\/supervise\/etcd\.json/, /create \/etc\/kiver\/supervise\/server\.json/,
       /create \/etc\/kiver\/supervise\/snapshots\.json/, /start the supervisor .* it runs etcd, server, snapshots/, /nothing was changed \(--plan\)/,
     ]) assert.match(r.out, want);
-    assert.deepEqual(diff(before, fingerprint(roots[0])), []);
+    assert.deepEqual(diff(before, fingerprint(roots[0], ['/etc/', '/var/lib/kiver'])), []);
   });
 
   it('bad input: clear errors and no change', async () => {
-    const before = fingerprint(roots[1]);
+    const before = fingerprint(roots[1], ['/etc/', '/var/lib/kiver']);
     const cases: [string[], RegExp, number][] = [
       [initArgs(1, ['--etcd-join', `http://${addr(0)}:2379`]), /--etcd-join: .* must be https:\/\/HOST:PORT/, 2],
       [initArgs(1, ['--join-from', dir]), /--join-from: only with --etcd-join/, 2],
@@ -140,7 +105,7 @@ describe('kiver node init --role control: a 3-member etcd over TLS and kiver ser
       assert.equal(r.code, code, r.out);
       assert.match(r.out, want);
     }
-    assert.deepEqual(diff(before, fingerprint(roots[1])), []);
+    assert.deepEqual(diff(before, fingerprint(roots[1], ['/etc/', '/var/lib/kiver'])), []);
   });
 
   it('the first node: a new TLS cluster and a kiver server on it; a second run has nothing to do', async () => {
@@ -163,11 +128,11 @@ describe('kiver node init --role control: a 3-member etcd over TLS and kiver ser
   });
 
   it('joining without the cluster\'s CA and tokens is refused and changes nothing', async () => {
-    const before = fingerprint(roots[1]);
+    const before = fingerprint(roots[1], ['/etc/', '/var/lib/kiver']);
     const r = await kiver([...initArgs(1, ['--etcd-join', `https://${addr(0)}:2379`]), '--yes']);
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /--join-from: ca\.crt, ca\.key, admin\.token, join\.token, service-secrets\.key missing.* \(nothing was changed\)/);
-    assert.deepEqual(diff(before, fingerprint(roots[1])), []);
+    assert.deepEqual(diff(before, fingerprint(roots[1], ['/etc/', '/var/lib/kiver'])), []);
   });
 
   it('two more nodes join: three started members over TLS; plain and certificate-less clients are refused', async () => {

@@ -14,10 +14,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { KIVER_BIN, until } from './harness/kiver.js';
+import { httpsGet } from './harness/https-get.js';
 import { CONTROL_PACKAGES, ensureDebs, makeNodeRoot } from './harness/node-root.js';
 
 interface CmdOut { code: number; out: string }
@@ -37,16 +37,7 @@ function inside(leader: number, argv: string[]): Promise<CmdOut> {
 
 function memberHealth(root: string, url: string): Promise<string> {
   const pki = (f: string) => readFileSync(join(root, 'var/lib/kiver/pki', f));
-  return new Promise((res, rej) => {
-    const req = request(`${url}/health`, { ca: pki('ca.crt'), cert: pki('etcd-client.crt'), key: pki('etcd-client.key'), servername: 'localhost', timeout: 3000 }, (r) => {
-      let b = '';
-      r.on('data', (d) => (b += d));
-      r.on('end', () => res(b));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', rej);
-    req.end();
-  });
+  return httpsGet(`${url}/health`, { ca: pki('ca.crt'), cert: pki('etcd-client.crt'), key: pki('etcd-client.key') });
 }
 
 describe('kiver node init under systemd (systemd-nspawn)', () => {
