@@ -10,8 +10,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +18,7 @@ import { join } from 'node:path';
 import Docker from 'dockerode';
 import { createHosts, sweepStale, type TestHost, type TestHosts } from './harness/hosts.js';
 import { freePort, KIVER_BIN, until } from './harness/kiver.js';
+import { diff, fingerprint } from './harness/root-fingerprint.js';
 import { ensureDebs, keepDebs, makeNodeRoot, NODE_PACKAGES } from './harness/node-root.js';
 import { KiverServer } from '../src/server/server.js';
 import { ApiClient } from '../src/client/api-client.js';
@@ -41,30 +41,6 @@ function kiver(h: TestHost, args: string[], env: Record<string, string> = {}): P
   });
 }
 
-/** path → size/mode/mtime (+ sha256 of files under etc/ and app/) for every entry of the root except /proc. */
-function fingerprint(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (rel: string) => {
-    for (const n of readdirSync(join(root, rel))) {
-      const r = `${rel}/${n}`;
-      if (r === '/proc' || r === '/dev') continue;
-      const st = lstatSync(join(root, r));
-      let sum = '';
-      if (st.isFile() && (r.startsWith('/etc/') || r.startsWith('/app/'))) sum = createHash('sha256').update(readFileSync(join(root, r))).digest('hex');
-      out.set(r, `${st.mode.toString(8)} ${st.size} ${st.mtimeMs} ${sum}`);
-      if (st.isDirectory()) walk(r);
-    }
-  };
-  walk('');
-  return out;
-}
-
-function diff(a: Map<string, string>, b: Map<string, string>): string[] {
-  const d: string[] = [];
-  for (const [k, v] of a) if (b.get(k) !== v) d.push(`${k}: ${v} → ${b.get(k) ?? 'gone'}`);
-  for (const k of b.keys()) if (!a.has(k)) d.push(`${k}: new`);
-  return d;
-}
 
 describe('kiver node init --role compute on a fresh Debian root', () => {
   let hosts: TestHosts;
@@ -116,22 +92,22 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
   });
 
   it('--plan lists every change and changes nothing', async () => {
-    const before = fingerprint(root);
+    const before = fingerprint(root, ['/etc/', '/app/']);
     const r = await kiver(h, [...base, '--plan']);
     assert.equal(r.code, 0, r.out);
     for (const want of [
       /ok\s+os: Debian GNU\/Linux 12/, /ok\s+log root: \/app\/log is on its own filesystem/, /server: .* accepts the join token/,
       /supervisor — --root/, /packages: apt-get install docker\.io/, /docker daemon config: set live-restore=true, userland-proxy=false/,
       /dirs: create \/app\/data \(0755\)/, /create \/etc\/kiver\/node\.credential \(0600, secret\)/, /create \/etc\/kiver\/supervise\/agent\.json/,
-      /start the supervisor/, /log shipper: build kiver\/rsyslog and run kiver-log-shipper \(kiver\/rsyslog, 0\.2 CPU, 128 MiB\)/,
+      /start the supervisor/, /log shipper: write \/etc\/kiver\/shipper\.json; the agent runs kiver-log-shipper \(kiver\/rsyslog, 0\.2 CPU, 128 MiB\) .*; build kiver\/rsyslog/,
       /nothing was changed \(--plan\)/,
     ]) assert.match(r.out, want);
     assert.doesNotMatch(r.out, new RegExp(server.tokens.join), 'the join token is never printed');
-    assert.deepEqual(diff(before, fingerprint(root)), []);
+    assert.deepEqual(diff(before, fingerprint(root, ['/etc/', '/app/'])), []);
   });
 
   it('bad input: clear errors and no change', async () => {
-    const before = fingerprint(root);
+    const before = fingerprint(root, ['/etc/', '/app/']);
     const closed = `http://127.0.0.1:${await freePort()}`;
     // Exit codes by error class (cli/exit-codes.ts): 2 input, 6 unavailable, 5 denied, 1 other.
     const cases: [string[], RegExp, number][] = [
@@ -148,11 +124,11 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
     }
     mkdirSync(join(root, 'etc/docker'), { recursive: true });
     writeFileSync(join(root, 'etc/docker/daemon.json'), '{"debug": true,\n');
-    const withBad = fingerprint(root);
+    const withBad = fingerprint(root, ['/etc/', '/app/']);
     const r = await kiver(h, [...base, '--yes']);
     assert.equal(r.code, 1, r.out);
     assert.match(r.out, /\/etc\/docker\/daemon\.json is not valid JSON .* nothing was changed/);
-    assert.deepEqual(diff(withBad, fingerprint(root)), []);
+    assert.deepEqual(diff(withBad, fingerprint(root, ['/etc/', '/app/'])), []);
     // A valid file with the user's own keys: kept through the merge (checked after apply).
     writeFileSync(join(root, 'etc/docker/daemon.json'), '{"debug": true, "log-opts": {"labels": "team"}}\n');
     assert.ok(before.size > 0);
@@ -163,7 +139,7 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
     assert.equal(r.code, 0, r.out);
     assert.match(r.out, /done packages: installed docker\.io/);
     assert.match(r.out, /done supervisor: node node-a joined/);
-    assert.match(r.out, /done log shipper: started kiver-log-shipper/);
+    assert.match(r.out, /done log shipper: wrote \/etc\/kiver\/shipper\.json; the agent runs kiver-log-shipper/);
     const dj = JSON.parse(readFileSync(join(root, 'etc/docker/daemon.json'), 'utf8'));
     assert.equal(dj.debug, true, 'other keys kept');
     assert.deepEqual(dj['log-opts'], { labels: 'team', 'max-size': '50m', 'max-file': '3' });
@@ -233,6 +209,29 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
     assert.match(received, new RegExp(`kiver .*${marker}`));
   });
 
+  it('the agent keeps the shipper running: removed or stopped, it is back; a new quota applies without restarting the agent', async () => {
+    const docker = new Docker({ socketPath: node.dockerSocket });
+    const shipper = () => docker.getContainer('kiver-log-shipper');
+    const agent = programPid(node, 'agent');
+    const backAfter = async (what: string, id: string) => until(`the agent re-created the shipper after ${what}`, async () => {
+      const i = await shipper().inspect().catch(() => undefined);
+      return i && i.Id !== id && i.State.Running ? i : undefined;
+    }, 60_000, 250);
+    let id = (await shipper().inspect()).Id;
+    await shipper().remove({ force: true });
+    id = (await backAfter('docker rm -f', id)).Id;
+    await shipper().stop({ t: 1 });
+    await backAfter('docker stop', id);
+    const r = await kiver(h, [...base, '--shipper-cpu', '0.3', '--yes']);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /\+ log shipper: update \/etc\/kiver\/shipper\.json; the agent runs kiver-log-shipper \(kiver\/rsyslog, 0\.3 CPU/);
+    assert.equal((await shipper().inspect()).HostConfig.NanoCpus, 300_000_000);
+    assert.equal(programPid(node, 'agent'), agent, 'the agent was not restarted');
+    const back = await kiver(h, [...base, '--yes']);
+    assert.equal(back.code, 0, back.out);
+    assert.equal((await shipper().inspect()).HostConfig.NanoCpus, 200_000_000);
+  });
+
   it('node leave: the agent and shipper go, data stays', async () => {
     await admin.delete('/v1/services/logger');
     await until('logger gone', async () => (await admin.get<ServiceView[]>('/v1/services')).length === 0, 60_000);
@@ -247,7 +246,8 @@ describe('kiver node init --role compute on a fresh Debian root', () => {
     assert.ok(existsSync(join(root, 'app/data/logger/0')), 'the replica data directory is kept');
     const cs = await new Docker({ socketPath: node.dockerSocket }).listContainers({ all: true, filters: { name: ['kiver-log-shipper'] } });
     assert.equal(cs.length, 0);
-    await until('node-a NotReady', async () => !(await admin.get<NodeView>('/v1/nodes/node-a')).ready, 40_000, 500);
+    assert.match(r.out, /done node record: node node-a removed from the cluster/);
+    assert.deepEqual((await admin.get<NodeView[]>('/v1/nodes')).map((n) => n.name), [], 'not left registered and cordoned');
     rmSync(join(root, 'etc/kiver/node.json'), { force: true });
   });
 });

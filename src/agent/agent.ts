@@ -20,6 +20,8 @@ import { metrics, registry, serveMetrics } from '../metrics.js';
 import type { NodeHealthReport } from '../model/node.js';
 import { containerMetrics, type ContainerSource, type TrackedContainer } from './container-metrics.js';
 import { LogGuard } from '../guard/index.js';
+import { ShipperKeeper } from './log-shipper.js';
+import { buildImage } from '../image/build.js';
 import { DockerWatchdog, LIVE_RESTORE_HELP, checkLiveRestore, type DockerWatchdogOptions } from './watchdog.js';
 import { UnauthenticatedError, UnavailableError } from '../errors.js';
 import { mkdir } from 'node:fs/promises';
@@ -53,6 +55,8 @@ export interface AgentOptions extends Roots {
   metricsListen?: { host: string; port: number };
   /** How often to check Docker and the log partition for the heartbeat's health report (ms). */
   healthIntervalMs?: number;
+  /** The log shipper's settings file (kiver node init writes it): the agent keeps that container running. */
+  shipperConfig?: string;
 }
 
 /** What the agent reports per replica: its status plus which replica it is about. */
@@ -108,6 +112,7 @@ export class Agent implements ContainerSource {
   private readonly loops: Promise<void>[] = [];
   private pollAbort = new AbortController();
   private guard?: LogGuard;
+  private shipper?: ShipperKeeper;
   private watchdog?: DockerWatchdog;
   private metricsServer?: Server;
   private metricsUrl?: string;
@@ -157,6 +162,11 @@ export class Agent implements ContainerSource {
       });
       this.watchdog.start();
     }
+    if (this.opts.shipperConfig) {
+      const docker = this.runtime.docker;
+      this.shipper = new ShipperKeeper(docker, this.opts.shipperConfig, async () => (await buildImage('rsyslog', { docker })).ref, this.log.child({ component: 'log-shipper' }));
+      this.shipper.start(this.opts.resyncMs ?? 10_000);
+    }
     this.loops.push(this.heartbeatLoop(), this.assignmentLoop());
     this.timers.push(setInterval(() => void this.checkHealth(), this.opts.healthIntervalMs ?? 5000).unref());
     this.timers.push(setInterval(() => this.checkContact(), 250).unref());
@@ -166,7 +176,10 @@ export class Agent implements ContainerSource {
   private async watchDockerEvents(): Promise<void> {
     this.dockerEvents?.stop();
     this.dockerEvents = await this.runtime.events((action) => {
-      if (['die', 'start', 'destroy', 'oom', 'stop', 'kill'].includes(action)) this.kick();
+      if (['die', 'start', 'destroy', 'oom', 'stop', 'kill'].includes(action)) {
+        this.kick();
+        this.shipper?.kick();
+      }
     });
   }
 
@@ -181,6 +194,7 @@ export class Agent implements ContainerSource {
     this.dockerEvents?.stop();
     await Promise.allSettled(this.loops);
     while (this.reconciling) await new Promise((r) => setTimeout(r, 10));
+    await this.shipper?.stop();
     await this.guard?.stop();
     await new Promise<void>((r) => (this.metricsServer ? this.metricsServer.close(() => r()) : r()));
   }

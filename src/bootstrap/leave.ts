@@ -10,7 +10,8 @@ import { run } from '../image/exec.js';
 import { AGENT_UNIT, CREDENTIAL_FILE, NODE_CONFIG_FILE, NODE_SECRET_FILE, NodeHost, SHIPPER_CONTAINER, SYSTEMD_UNIT_DIR } from './node-host.js';
 import { programFile, programPid, supervisorPid } from './supervisor.js';
 import { dockerAnswers, dockerClientFor, removeNodeFile } from './units.js';
-import { SHIPPER_CONFIG } from './log-shipper.js';
+import { SHIPPER_CONFIG, SHIPPER_SETTINGS } from './log-shipper.js';
+import { CONTROL_CONFIG_FILE, leaveControl, readControlConfig } from './control.js';
 import { BootstrapError, type Printer } from './step.js';
 
 export interface NodeConfig {
@@ -35,13 +36,16 @@ export interface LeaveOptions {
   purge: boolean;
   /** Drains first; undefined = skip (--no-drain). */
   drain?: (node: string, print: Printer) => Promise<void>;
+  /** Removes the node's record from the cluster once its agent is stopped (says what happened); undefined = keep it. */
+  remove?: (node: string) => Promise<string>;
 }
 
 export async function nodeLeave(o: LeaveOptions, print: Printer): Promise<'left' | 'not-a-node'> {
   const host = new NodeHost(o.root);
   const cfg = readNodeConfig(host);
-  if (!cfg) {
-    print(`nothing to do: ${host.path(NODE_CONFIG_FILE)} does not exist (this host is not a Kiver node)`);
+  const control = readControlConfig(host);
+  if (!cfg && !control) {
+    print(`nothing to do: neither ${host.path(NODE_CONFIG_FILE)} nor ${host.path(CONTROL_CONFIG_FILE)} exists (this host is not a Kiver node)`);
     return 'not-a-node';
   }
   const step = async (name: string, fn: () => Promise<string | undefined>) => {
@@ -52,6 +56,11 @@ export async function nodeLeave(o: LeaveOptions, print: Printer): Promise<'left'
       throw new BootstrapError(`node leave: ${name} failed: ${(err as Error).message}; run it again to continue`);
     }
   };
+  if (control) {
+    await leaveControl(host, step, o.purge);
+    print(`control node ${control.node} left the control plane`);
+  }
+  if (!cfg) return 'left';
   if (o.drain) await step('drain', async () => { await o.drain!(cfg.node, print); return `node ${cfg.node} drained`; });
   await step('agent', async () => {
     if (cfg.manager === 'systemd') {
@@ -71,7 +80,11 @@ export async function nodeLeave(o: LeaveOptions, print: Printer): Promise<'left'
     }
     return `stopped the agent${pid ? ` (pid ${pid})` : ''} and removed its supervised program`;
   });
+  await step('node record', async () => (o.remove ? o.remove(cfg.node) : `node ${cfg.node} stays registered (cordoned only with a drain): kiver node rm ${cfg.node} removes it`));
   await step('log shipper', async () => {
+    // The agent, which kept the shipper running, is stopped by now.
+    removeNodeFile(host, SHIPPER_CONFIG);
+    removeNodeFile(host, SHIPPER_SETTINGS);
     if (!(await dockerAnswers(host))) return 'Docker does not answer: no shipper container to remove';
     try {
       await dockerClientFor(host).getContainer(SHIPPER_CONTAINER).remove({ force: true });
@@ -79,7 +92,6 @@ export async function nodeLeave(o: LeaveOptions, print: Printer): Promise<'left'
       if ((err as { statusCode?: number }).statusCode === 404) return undefined;
       throw err;
     }
-    removeNodeFile(host, SHIPPER_CONFIG);
     return `removed ${SHIPPER_CONTAINER}`;
   });
   await step('credential', async () => {

@@ -1,91 +1,69 @@
 /**
- * The node's log shipper: an rsyslog container (Debian's rsyslog with imfile, image
- * built offline like every Kiver image) that follows the log guard's flat directory
- * and forwards each line to a TCP syslog endpoint, with CPU and memory quotas so a
- * log flood cannot starve the replicas (MISSION M11).
+ * The log shipper step of `kiver node init`: writes the shipper's settings for the
+ * agent (`/etc/kiver/shipper.json`, read by `kiver agent --shipper-config`), builds its
+ * image into the node's Docker, and waits until the agent runs it. The agent keeps it
+ * running from then on (src/agent/log-shipper.ts): recreated when removed or dead,
+ * settings changes applied without restarting the agent.
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { buildImage } from '../image/build.js';
 import { imageRepo } from '../image/catalog.js';
-import { SHIPPER_CONTAINER } from './node-host.js';
-import { dockerAnswers, dockerClientFor, writeNodeFile } from './units.js';
+import { SHIPPER_CONTAINER, shipperSpec, shipperState, type ShipperConfig } from '../agent/log-shipper.js';
+import { dockerAnswers, dockerClientFor, removeNodeFile, writeNodeFile } from './units.js';
 import type { InitContext } from './context.js';
 import type { Step } from './step.js';
 
+/** The shipper's settings for the agent (node path). */
+export const SHIPPER_SETTINGS = '/etc/kiver/shipper.json';
 export const SHIPPER_CONFIG = '/etc/kiver/shipper/rsyslog.conf';
 export const SHIPPER_SPOOL = '/var/lib/kiver/shipper';
-export const SHIPPER_LABEL = 'kiver.infra';
 
 /** The guard's flat directory for a log root (the agent's default --guard-out). */
 export const guardOut = (logRoot: string) => `${logRoot.replace(/\/+$/, '')}/.shipper`;
 
-/** rsyslog.conf: imfile on every file of the flat directory → omfwd over TCP, queued in memory while the endpoint is away. */
-export function rsyslogConf(flatDir: string, to: { host: string; port: number }): string {
-  return [
-    '# Written by kiver node init: the guard\'s flat directory → TCP syslog.',
-    'global(workDirectory="/var/spool/rsyslog")',
-    'module(load="imfile" mode="inotify")',
-    `input(type="imfile" File="${flatDir}/*" Tag="kiver" addMetadata="on" reopenOnTruncate="on")`,
-    `action(type="omfwd" Target="${to.host}" Port="${to.port}" Protocol="tcp" Template="RSYSLOG_SyslogProtocol23Format"`,
-    '       queue.type="LinkedList" queue.size="100000" action.resumeRetryCount="-1" action.resumeInterval="2")',
-    '',
-  ].join('\n');
+export function shipperConfig(ctx: InitContext): ShipperConfig | undefined {
+  const { host, s } = ctx;
+  if (!s.shipTo) return undefined;
+  const logRoot = host.path(s.logRoot);
+  return { to: s.shipTo, cpu: s.shipperCpu, memory: s.shipperMemory, logRoot, flatDir: guardOut(logRoot), confFile: host.path(SHIPPER_CONFIG), spoolDir: host.path(SHIPPER_SPOOL) };
 }
 
-export function shipperSpec(ctx: InitContext) {
-  const { host, s } = ctx;
-  const logRoot = host.path(s.logRoot);
-  const conf = rsyslogConf(guardOut(logRoot), s.shipTo!);
-  const binds = [
-    `${logRoot}:${logRoot}:ro`, // the same path inside: the flat directory's symlinks are absolute
-    `${host.path(SHIPPER_CONFIG)}:/etc/rsyslog.conf:ro`,
-    `${host.path(SHIPPER_SPOOL)}:/var/spool/rsyslog`,
-  ];
-  const quotas = { NanoCpus: Math.round(s.shipperCpu * 1e9), Memory: s.shipperMemory, MemorySwap: s.shipperMemory };
-  const hash = createHash('sha256').update(JSON.stringify({ conf, binds, quotas })).digest('hex').slice(0, 16);
-  return { conf, binds, quotas, hash };
-}
+const settingsText = (c: ShipperConfig) => `${JSON.stringify(c, null, 2)}\n`;
 
 export function logShipperStep(ctx: InitContext, print: (l: string) => void): Step {
   return {
     name: 'log shipper',
     async check() {
-      const { s } = ctx;
-      if (!s.shipTo) return [];
-      const spec = shipperSpec(ctx);
-      const say = `run ${SHIPPER_CONTAINER} (${imageRepo('rsyslog')}, ${s.shipperCpu} CPU, ${Math.round(s.shipperMemory / 2 ** 20)} MiB) shipping ${guardOut(s.logRoot)} to tcp://${s.shipTo.host}:${s.shipTo.port}`;
-      if (!(await dockerAnswers(ctx.host))) return [`build ${imageRepo('rsyslog')} and ${say}`];
+      const { s, host } = ctx;
+      const c = shipperConfig(ctx);
+      if (!c) return existsSync(host.path(SHIPPER_SETTINGS)) ? [`remove ${SHIPPER_SETTINGS} (the agent removes ${SHIPPER_CONTAINER})`] : [];
+      let cur = '';
       try {
-        const info = await dockerClientFor(ctx.host).getContainer(SHIPPER_CONTAINER).inspect();
-        if (info.Config.Labels?.[`${SHIPPER_LABEL}.config`] === spec.hash && info.State.Running) return [];
-        return [`re-create: ${say}`];
-      } catch {
-        return [say];
-      }
+        cur = readFileSync(host.path(SHIPPER_SETTINGS), 'utf8');
+      } catch { /* none yet */ }
+      if (cur === settingsText(c)) return [];
+      const say = `${SHIPPER_CONTAINER} (${imageRepo('rsyslog')}, ${s.shipperCpu} CPU, ${Math.round(s.shipperMemory / 2 ** 20)} MiB) shipping ${guardOut(s.logRoot)} to tcp://${c.to.host}:${c.to.port}`;
+      return [`${cur ? 'update' : 'write'} ${SHIPPER_SETTINGS}; the agent runs ${say}${(await dockerAnswers(host)) ? '' : `; build ${imageRepo('rsyslog')}`}`];
     },
     async apply() {
       const { host } = ctx;
-      const spec = shipperSpec(ctx);
+      const c = shipperConfig(ctx);
+      if (!c) {
+        removeNodeFile(host, SHIPPER_SETTINGS);
+        return [`removed ${SHIPPER_SETTINGS}: the agent removes ${SHIPPER_CONTAINER}`];
+      }
       const docker = dockerClientFor(host);
-      writeNodeFile(host, { path: SHIPPER_CONFIG, mode: 0o644, content: spec.conf });
-      mkdirSync(host.path(SHIPPER_SPOOL), { recursive: true, mode: 0o700 });
+      // Built here, where progress can be shown; the agent finds it cached.
       const img = await buildImage('rsyslog', { docker, onProgress: (p) => p.state === 'end' && print(`    image ${p.image} ${p.phase}: ${p.message}`) });
-      await docker.getContainer(SHIPPER_CONTAINER).remove({ force: true }).catch(() => undefined);
-      const c = await docker.createContainer({
-        name: SHIPPER_CONTAINER,
-        Image: img.ref,
-        Labels: { [SHIPPER_LABEL]: 'log-shipper', [`${SHIPPER_LABEL}.config`]: spec.hash },
-        HostConfig: {
-          NetworkMode: 'host',
-          Binds: spec.binds,
-          RestartPolicy: { Name: 'always' },
-          ...spec.quotas,
-          LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
-        },
-      });
-      await c.start();
-      return [`started ${SHIPPER_CONTAINER} from ${img.ref}${img.cached ? '' : ' (built now)'}`];
+      writeNodeFile(host, { path: SHIPPER_SETTINGS, mode: 0o644, content: settingsText(c) });
+      const hash = shipperSpec(c).hash;
+      const deadline = Date.now() + 90_000;
+      while ((await shipperState(docker, hash)) !== 'ok') {
+        if (Date.now() > deadline) throw new Error(`the agent did not start ${SHIPPER_CONTAINER} within 90 s (see the agent's log)`);
+        await sleep(250);
+      }
+      return [`wrote ${SHIPPER_SETTINGS}; the agent runs ${SHIPPER_CONTAINER} from ${img.ref}${img.cached ? '' : ' (built now)'}`];
     },
   };
 }

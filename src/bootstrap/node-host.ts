@@ -22,7 +22,7 @@ export const NODE_CONFIG_FILE = '/etc/kiver/node.json';
 export const DAEMON_JSON = '/etc/docker/daemon.json';
 export const SYSTEMD_UNIT_DIR = '/etc/systemd/system';
 export const AGENT_UNIT = 'kiver-agent.service';
-export const SHIPPER_CONTAINER = 'kiver-log-shipper';
+export { SHIPPER_CONTAINER } from '../agent/log-shipper.js';
 
 /** `kiver` itself (bin/kiver.js), for units and supervised programs. */
 export const KIVER_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/kiver.js');

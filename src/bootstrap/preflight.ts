@@ -26,6 +26,8 @@ export interface PreflightOptions {
   minFreeBytes: number;
   /** TCP ports this role will listen on. */
   ports: number[];
+  /** The address they are checked on (default every address). */
+  portsHost?: string;
 }
 
 /** The nearest existing directory at or above p (a directory the init will create is judged by its parent). */
@@ -144,22 +146,23 @@ function checkLogRoot(host: NodeHost, o: PreflightOptions): CheckResult {
   };
 }
 
-function portFree(port: number): Promise<boolean> {
+function portFree(port: number, host = '0.0.0.0'): Promise<boolean> {
   return new Promise((res) => {
     const s = createServer();
     s.once('error', () => res(false));
-    s.listen(port, '0.0.0.0', () => s.close(() => res(true)));
+    s.listen(port, host, () => s.close(() => res(true)));
   });
 }
 
 async function checkPorts(o: PreflightOptions): Promise<CheckResult> {
-  if (o.ports.length === 0) return { name: 'ports', level: 'ok', message: `none needed (the ${o.role} agent only dials out)` };
+  if (o.ports.length === 0) return { name: 'ports', level: 'ok', message: o.role === 'compute' ? 'none needed (the agent only dials out)' : "held by this control node's own processes" };
   const busy: number[] = [];
-  for (const p of o.ports) if (!(await portFree(p))) busy.push(p);
+  for (const p of o.ports) if (!(await portFree(p, o.portsHost))) busy.push(p);
   if (busy.length) return { name: 'ports', level: 'fail', message: `port(s) ${busy.join(', ')} in use; stop what listens there` };
   return { name: 'ports', level: 'ok', message: `${o.ports.join(', ')} free` };
 }
 
 export async function preflight(host: NodeHost, o: PreflightOptions): Promise<CheckResult[]> {
-  return [checkOs(host), checkKernel(), checkCgroups(), checkDisk(host, o), checkTimeSync(), checkLogRoot(host, o), await checkPorts(o)];
+  // A control node runs no replicas: no log root of theirs to check.
+  return [checkOs(host), checkKernel(), checkCgroups(), checkDisk(host, o), checkTimeSync(), ...(o.role === 'compute' ? [checkLogRoot(host, o)] : []), await checkPorts(o)];
 }

@@ -20,6 +20,25 @@ export interface ProgramDef {
   env?: Record<string, string>;
   /** Environment variables removed from the supervisor's own. */
   unsetEnv?: string[];
+  /** KEY=VALUE lines read at each start (like systemd's EnvironmentFile=); a missing file adds nothing. */
+  envFile?: string;
+}
+
+/** KEY=VALUE lines; blank lines and # comments skipped. */
+export function readEnvFile(file: string | undefined): Record<string, string> {
+  if (!file) return {};
+  let text = '';
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return {};
+  }
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (m) out[m[1]] = m[2].trim();
+  }
+  return out;
 }
 
 const BACKOFF_MIN_MS = 1000;
@@ -129,7 +148,7 @@ export async function runSupervisor(host: NodeHost): Promise<void> {
   const start = (r: Running) => {
     if (r.stopping) return;
     const fd = openSync(join(host.logDir, `${r.def.name}.log`), 'a');
-    const env: NodeJS.ProcessEnv = { ...process.env, ...r.def.env };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...readEnvFile(r.def.envFile), ...r.def.env };
     for (const k of r.def.unsetEnv ?? []) delete env[k];
     const child = spawn(r.def.argv[0], r.def.argv.slice(1), { stdio: ['ignore', fd, fd], env });
     closeSync(fd);

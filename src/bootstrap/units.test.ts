@@ -15,7 +15,7 @@ describe('node files', () => {
     const files = nodeFiles(ctx);
     const unit = files.find((f) => f.path === '/etc/systemd/system/kiver-agent.service');
     assert.ok(unit);
-    assert.match(unit.content, /^ExecStart=\S+ \S+kiver\.js agent --server http:\/\/cp1:7700,http:\/\/cp2:7700 --join-token-file \/etc\/kiver\/node\.credential --credential-file \/etc\/kiver\/node\.secret --node n1 --address 10\.0\.0\.5 --data-root \/app\/data --log-root \/app\/log --docker-restart-cmd "systemctl restart docker"$/m);
+    assert.match(unit.content, /^ExecStart=\S+ \S+kiver\.js agent --server http:\/\/cp1:7700,http:\/\/cp2:7700 --join-token-file \/etc\/kiver\/node\.credential --credential-file \/etc\/kiver\/node\.secret --node n1 --address 10\.0\.0\.5 --data-root \/app\/data --log-root \/app\/log --shipper-config \/etc\/kiver\/shipper\.json --docker-restart-cmd "systemctl restart docker"$/m);
     assert.match(unit.content, /^Restart=always$/m);
     assert.match(unit.content, /^KillMode=process$/m);
     const cred = files.find((f) => f.path === CREDENTIAL_FILE);

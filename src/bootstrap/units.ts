@@ -10,6 +10,7 @@ import { AGENT_UNIT, CREDENTIAL_FILE, DAEMON_JSON, KIVER_BIN, NODE_CONFIG_FILE, 
 import { programFile, supervisorRestartArgv, type ProgramDef } from './supervisor.js';
 import type { InitContext } from './context.js';
 import type { Step } from './step.js';
+import { SHIPPER_SETTINGS } from './log-shipper.js';
 
 export interface NodeFile {
   /** Node path. */
@@ -32,6 +33,7 @@ export function agentArgv(ctx: InitContext): string[] {
     ...(s.address ? ['--address', s.address] : []),
     '--data-root', host.path(s.dataRoot),
     '--log-root', host.path(s.logRoot),
+    '--shipper-config', host.path(SHIPPER_SETTINGS),
     // The Docker watchdog restarts a hung dockerd: through systemd, or by killing it so the supervisor starts it again.
     '--docker-restart-cmd', ctx.manager === 'systemd' ? 'systemctl restart docker' : JSON.stringify(supervisorRestartArgv(host, 'dockerd')),
   ];
@@ -58,25 +60,34 @@ export async function dockerAnswers(host: NodeHost, ms = 3000): Promise<boolean>
   ]).finally(() => clearTimeout(t));
 }
 
-function systemdUnit(ctx: InitContext): string {
-  const q = (a: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `"${a.replace(/(["\\])/g, '\\$1')}"`);
+const quoteArg = (a: string) => (/^[A-Za-z0-9_@%+=:,./?&-]+$/.test(a) ? a : `"${a.replace(/(["\\])/g, '\\$1')}"`);
+
+/** A systemd service that runs `argv` and is restarted whenever it exits. */
+export function systemdService(o: { description: string; argv: string[]; after: string[]; envFile?: string; notify?: boolean; killMode: 'process' | 'control-group' }): string {
   return [
     '# Written by kiver node init; kiver node leave removes it.',
     '[Unit]',
-    'Description=Kiver node agent',
-    'Wants=network-online.target docker.service',
-    'After=network-online.target docker.service',
+    `Description=${o.description}`,
+    `Wants=${o.after.join(' ')}`,
+    `After=${o.after.join(' ')}`,
     '',
     '[Service]',
-    `ExecStart=${agentArgv(ctx).map(q).join(' ')}`,
+    ...(o.notify ? ['Type=notify'] : []),
+    ...(o.envFile ? [`EnvironmentFile=${o.envFile}`] : []),
+    `ExecStart=${o.argv.map(quoteArg).join(' ')}`,
     'Restart=always',
     'RestartSec=2',
-    'KillMode=process', // containers are Docker's; only the agent stops
+    `KillMode=${o.killMode}`,
     '',
     '[Install]',
     'WantedBy=multi-user.target',
     '',
   ].join('\n');
+}
+
+function systemdUnit(ctx: InitContext): string {
+  // KillMode=process: containers are Docker's; only the agent stops.
+  return systemdService({ description: 'Kiver node agent', argv: agentArgv(ctx), after: ['network-online.target', 'docker.service'], killMode: 'process' });
 }
 
 /** Every file this role writes for its processes. */
@@ -125,20 +136,16 @@ export function removeNodeFile(host: NodeHost, path: string): boolean {
   return true;
 }
 
-/** Files step: the credential, node settings and unit/program files. Remembers which changed for the services step. */
-export function unitFilesStep(ctx: InitContext, changed: Set<string>, withAgent = true): Step {
+/** Writes `files()` where they differ; remembers which changed (for the step that restarts processes). */
+export function nodeFilesStep(name: string, host: NodeHost, files: () => NodeFile[], changed: Set<string>, before?: () => Promise<void>): Step {
   let todo: { f: NodeFile; what: 'create' | 'update' }[] = [];
   return {
-    name: ctx.manager === 'systemd' ? 'units' : 'supervised programs',
+    name,
     async check() {
-      // dockerd that runs already and was not started by Kiver's supervisor is left alone.
-      if (ctx.manager === 'supervisor') {
-        const ours = existsSync(programFile(ctx.host, 'dockerd'));
-        ctx.foreignDockerd = !ours && (await dockerAnswers(ctx.host));
-      }
+      await before?.();
       todo = [];
-      for (const f of nodeFiles(ctx, withAgent)) {
-        const what = differs(ctx.host, f);
+      for (const f of files()) {
+        const what = differs(host, f);
         if (what) todo.push({ f, what });
       }
       changed.clear();
@@ -146,8 +153,19 @@ export function unitFilesStep(ctx: InitContext, changed: Set<string>, withAgent 
       return todo.map(({ f, what }) => `${what} ${f.path} (${`0${f.mode.toString(8)}`}${f.secret ? ', secret' : ''})`);
     },
     async apply() {
-      for (const { f } of todo) writeNodeFile(ctx.host, f);
+      for (const { f } of todo) writeNodeFile(host, f);
       return todo.map(({ f, what }) => `${what === 'create' ? 'wrote' : 'updated'} ${f.path}`);
     },
   };
+}
+
+/** Files step: the credential, node settings and unit/program files. Remembers which changed for the services step. */
+export function unitFilesStep(ctx: InitContext, changed: Set<string>, withAgent = true): Step {
+  return nodeFilesStep(ctx.manager === 'systemd' ? 'units' : 'supervised programs', ctx.host, () => nodeFiles(ctx, withAgent), changed, async () => {
+    // dockerd that runs already and was not started by Kiver's supervisor is left alone.
+    if (ctx.manager === 'supervisor') {
+      const ours = existsSync(programFile(ctx.host, 'dockerd'));
+      ctx.foreignDockerd = !ours && (await dockerAnswers(ctx.host));
+    }
+  });
 }

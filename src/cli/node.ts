@@ -37,6 +37,13 @@ export function registerNode(program: Command): Command {
       const r = await clientFromEnv().post<{ node: string }>(`/v1/nodes/${encodeURIComponent(name)}/rekey`);
       print(cmd, r, () => `node ${name} rekeyed: remove its credential file and restart its agent with the join token`);
     });
+  node.command('rm <name>')
+    .description('remove a node from the cluster (refused while replicas are placed there)')
+    .option('--force', 'remove it anyway: its replicas are placed elsewhere')
+    .action(async (name: string, o, cmd: Command) => {
+      const r = await clientFromEnv().delete<{ node: string; replicas: number }>(`/v1/nodes/${encodeURIComponent(name)}${o.force ? '?force=true' : ''}`);
+      print(cmd, r, () => `node ${name} removed${r.replicas ? ` (${r.replicas} replica(s) to be placed elsewhere)` : ''}`);
+    });
   for (const verb of ['cordon', 'uncordon'] as const) {
     node.command(`${verb} <name>`)
       .description(verb === 'cordon' ? 'stop placing new replicas on a node' : 'allow placements on a node again')

@@ -16,6 +16,7 @@ export function registerAgent(program: Command): void {
       .requiredOption('--server <urls>', 'server URL(s), comma-separated')
       .option('--join-token-file <file>', 'file holding the join token (or set KIVER_JOIN_TOKEN); needed only to join')
       .option('--credential-file <file>', 'where the node credential is kept, mode 0600 (default <KIVER_HOME>/node-<node>.credential)')
+      .option('--shipper-config <file>', "the log shipper's settings (kiver node init writes them): the agent keeps that container running")
       .option('--metrics-listen <host:port>', "serve this agent's /metrics (container metrics under cAdvisor's names) here; Prometheus finds it through /v1/monitoring/targets"),
   )).action(async (o) => {
     const log = loggerFrom(o, 'kiver-agent');
@@ -31,7 +32,7 @@ export function registerAgent(program: Command): void {
     const agent = new Agent({
       servers: String(o.server).split(','), joinToken: token, credentialFile, log, node, address: o.address ?? '127.0.0.1', labels,
       dataRoot: o.dataRoot, logRoot: o.logRoot, guardOut: o.guard === false ? false : o.guardOut,
-      dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: o.allowNoLiveRestore === true,
+      dockerWatchdog: watchdogOptions(o), allowNoLiveRestore: o.allowNoLiveRestore === true, shipperConfig: o.shipperConfig,
       ...(o.metricsListen ? { metricsListen: parseListen(o.metricsListen, 'metrics-listen') } : {}),
     });
     await agent.start();

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { createInterface } from 'node:readline/promises';
 import { readFile } from 'node:fs/promises';
-import { InputError } from '../errors.js';
+import { ConflictError, InputError } from '../errors.js';
 import { parseBytes, parseDockerSize, parseDuration, parseInteger, parseListen, parseNumber } from '../cli/flags.js';
 import { clientFromEnv } from '../cli/config.js';
 import { followDrain } from '../cli/node.js';
@@ -34,7 +34,7 @@ export function registerNodeInit(node: Command): void {
   node.command('init')
     .description('turn this host into a Kiver node: preflight, a plan of every change, then apply (idempotent)')
     .requiredOption('--role <role>', `${ROLES.join(' or ')}`)
-    .option('--server <urls>', 'Kiver server URL(s), comma-separated (compute)')
+    .option('--server <urls>', 'compute: Kiver server URL(s), comma-separated')
     .option('--join-token <token>', 'the cluster join token (or KIVER_JOIN_TOKEN, or --join-token-file)')
     .option('--join-token-file <file>', 'file holding the join token')
     .option('--plan', 'show the preflight and the plan, change nothing')
@@ -52,6 +52,14 @@ export function registerNodeInit(node: Command): void {
     .option('--shipper-cpu <cpus>', "the log shipper's CPU quota", '0.2')
     .option('--shipper-memory <size>', "the log shipper's memory limit", '128m')
     .option('--min-free-disk <size>', "free space needed under Docker's storage root", '2g')
+    .option('--etcd-join <url>', 'control: https://HOST:2379 of a member of the cluster to join (default: start a new cluster)')
+    .option('--join-from <dir>', 'control: directory with ca.crt, ca.key, admin.token, join.token, service-secrets.key copied from a control node')
+    .option('--etcd-client-port <port>', "control: etcd's client port", '2379')
+    .option('--etcd-peer-port <port>', "control: etcd's peer port", '2380')
+    .option('--api-port <port>', "control: the Kiver API's port", '7700')
+    .option('--snapshot-every <duration>', 'control: time between control-plane snapshots', '1h')
+    .option('--snapshot-keep <n>', 'control: snapshots kept', '24')
+    .option('--with-monitoring', 'control: also run the monitoring pair (kiver monitoring up)')
     .option('--root <dir>', 'work on a root directory instead of / (tests: files under DIR, processes on this machine)', '/')
     .action(async (o) => {
       const token = o.joinToken ?? process.env.KIVER_JOIN_TOKEN ?? (o.joinTokenFile ? (await readFile(o.joinTokenFile, 'utf8')).trim() : undefined);
@@ -66,6 +74,10 @@ export function registerNodeInit(node: Command): void {
         dockerPackage: o.dockerPackage, logMaxSize: parseDockerSize(o.dockerLogMaxSize, 'docker-log-max-size'), logMaxFile: parseInteger(o.dockerLogMaxFile, 'docker-log-max-file', 1, 100),
         shipTo: o.shipLogsTo ? parseListen(o.shipLogsTo, 'ship-logs-to') : undefined, shipperCpu, shipperMemory,
         minFreeBytes: parseBytes(o.minFreeDisk, 'min-free-disk'),
+        etcdJoin: o.etcdJoin, joinFrom: o.joinFrom, withMonitoring: !!o.withMonitoring,
+        etcdClientPort: parseInteger(o.etcdClientPort, 'etcd-client-port', 1, 65535), etcdPeerPort: parseInteger(o.etcdPeerPort, 'etcd-peer-port', 1, 65535),
+        apiPort: parseInteger(o.apiPort, 'api-port', 1, 65535), snapshotEverySeconds: parseDuration(o.snapshotEvery, 'snapshot-every'),
+        snapshotKeep: parseInteger(o.snapshotKeep, 'snapshot-keep', 1, 100_000),
       }, out);
       if (outcome === 'declined') process.exitCode = 1;
     });
@@ -80,6 +92,16 @@ export function registerNodeInit(node: Command): void {
       const timeout = parseDuration(o.drainTimeout, 'drain-timeout') * 1000;
       await nodeLeave({
         root: o.root, purge: !!o.purge,
+        remove: o.drain === false ? undefined : async (name) => {
+          try {
+            await clientFromEnv().delete(`/v1/nodes/${encodeURIComponent(name)}`);
+            return `node ${name} removed from the cluster`;
+          } catch (err) {
+            // Replicas that own local data stay after a drain: the node stays too, cordoned.
+            if (err instanceof ConflictError) return `node ${name} stays registered, cordoned: ${err.message}`;
+            throw err;
+          }
+        },
         drain: o.drain === false ? undefined : async (name, print) => {
           const client = clientFromEnv();
           await client.post(`/v1/nodes/${encodeURIComponent(name)}/drain`, { deadlineSeconds: 0 });

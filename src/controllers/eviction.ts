@@ -109,8 +109,12 @@ export class EvictionBrake {
     return { ok: false, retryMs: Math.ceil(((1 - this.tokens) / this.rate) * 1000) };
   }
 
-  /** Ms since this process first saw the node NotReady (0 if it has not). */
+  /** Ms since this process first saw the node NotReady (0 if it has not); Infinity for a node removed from the cluster (nothing to observe). */
   lostForMs(node: string): number {
+    if (!this.nodes.get(node)) {
+      this.lostSince.delete(node);
+      return Infinity;
+    }
     const since = this.lostSince.get(node);
     return since === undefined ? 0 : performance.now() - since;
   }

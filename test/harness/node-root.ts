@@ -19,6 +19,8 @@ const BASE_TAR = join(CACHE_DIR, `${DEBIAN_SUITE}-minbase.tar`);
 const DEBS = join(CACHE_DIR, 'debs');
 /** What `kiver node init --role compute` installs. */
 export const NODE_PACKAGES = ['docker.io'];
+/** What `kiver node init --role control` installs. */
+export const CONTROL_PACKAGES = ['etcd-server', 'openssl'];
 
 /** The cached base root tar; made with debootstrap (~40–60 s) when missing. */
 export async function ensureBaseRoot(log = (l: string) => process.stderr.write(`${l}\n`)): Promise<string> {
@@ -62,9 +64,31 @@ export async function ensureDebs(packages: string[]): Promise<void> {
   }
 }
 
-/** A fresh Debian root in `dir` (unpacked from the cache), with the cached .debs in its apt cache. */
-export async function makeNodeRoot(dir: string): Promise<void> {
-  const tar = await ensureBaseRoot();
+const SYSTEMD_TAR = join(CACHE_DIR, `${DEBIAN_SUITE}-systemd.tar`);
+
+/** The base root with systemd as its init (for systemd-nspawn -b), cached; made from the base root with apt (~30 s) when missing. */
+export async function ensureSystemdRoot(): Promise<string> {
+  if (existsSync(SYSTEMD_TAR)) return SYSTEMD_TAR;
+  const base = await ensureBaseRoot();
+  const tmp = join(CACHE_DIR, `systemd-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    await run('tar', ['-C', tmp, '-xpf', base]);
+    copyFileSync('/etc/resolv.conf', join(tmp, 'etc/resolv.conf'));
+    await run('chroot', [tmp, 'apt-get', 'install', '-y', '-q', '--no-install-recommends', 'systemd', 'systemd-sysv', 'dbus'], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    await run('tar', ['-C', tmp, '-cf', `${SYSTEMD_TAR}.tmp`, '.']);
+    renameSync(`${SYSTEMD_TAR}.tmp`, SYSTEMD_TAR);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+    rmSync(`${SYSTEMD_TAR}.tmp`, { force: true });
+  }
+  return SYSTEMD_TAR;
+}
+
+/** A fresh Debian root in `dir` (unpacked from the cache; with systemd as init if asked), with the cached .debs in its apt cache. */
+export async function makeNodeRoot(dir: string, init: 'none' | 'systemd' = 'none'): Promise<void> {
+  const tar = init === 'systemd' ? await ensureSystemdRoot() : await ensureBaseRoot();
   mkdirSync(dir, { recursive: true });
   await run('tar', ['-C', dir, '-xpf', tar]);
   const archives = join(dir, 'var/cache/apt/archives');
@@ -94,7 +118,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   (async () => {
     const t = await ensureBaseRoot();
     await ensureDebs(NODE_PACKAGES);
-    process.stdout.write(`node root cached: ${t}, with the .debs of ${NODE_PACKAGES.join(' ')}\n`);
+    await ensureDebs(CONTROL_PACKAGES);
+    await ensureSystemdRoot();
+    process.stdout.write(`node root cached: ${t}, with the .debs of ${[...NODE_PACKAGES, ...CONTROL_PACKAGES].join(' ')}\n`);
   })().catch((e) => {
     process.stderr.write(`${(e as Error).message}\n`);
     process.exit(1);

@@ -5,9 +5,15 @@ import { K } from '../../model/keys.js';
 import { NODE_NAME } from '../../model/names.js';
 import { NodeView, emptyAlloc, isNodeReady, type Node, type NodeAlloc } from '../../model/node.js';
 import { getJson, listJson, updateJson } from '../../store/json.js';
-import { NotFoundError } from '../../errors.js';
+import { ConflictError, NotFoundError } from '../../errors.js';
+import { nodeCredentialId } from '../auth.js';
+import type { Replica } from '../../model/replica.js';
 
 const NodeParams = Type.Object({ name: Type.String({ pattern: NODE_NAME }) }, { additionalProperties: false });
+const RemoveQuery = Type.Object(
+  { force: Type.Optional(Type.Boolean({ description: 'remove even with replicas placed there (they are placed elsewhere)' })) },
+  { additionalProperties: false },
+);
 const DrainBody = Type.Object(
   { deadlineSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 7 * 86400, description: 'after this, move the rest at once (default 3600)' })) },
   { additionalProperties: false },
@@ -59,6 +65,29 @@ export function nodeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     }));
     await ctx.events.record(`node/${name}`, 'Normal', 'Draining', `node ${name} draining (deadline ${deadline}s)`);
     return nodeView(n);
+  });
+
+  // The node's record, liveness, allocation, health and credential go in one transaction: the
+  // scheduler and the eviction brake no longer count it; a later join under the name is a new node.
+  app.delete('/v1/nodes/:name', {
+    schema: { tags: ['nodes'], summary: 'Remove a node from the cluster (refused while replicas are placed there, unless force)', params: NodeParams, querystring: RemoveQuery },
+  }, async (req) => {
+    const { name } = req.params as { name: string };
+    const { force } = req.query as { force?: boolean };
+    const cur = await store.get(K.node(name));
+    if (!cur) throw new NotFoundError(`node ${name} not found`);
+    const placed = (await listJson<Replica>(store, K.replicas)).filter((r) => r.node === name).map((r) => `${r.service}/${r.ordinal}`);
+    if (placed.length && !force) {
+      throw new ConflictError(`node ${name} still has ${placed.length} replica(s) placed (${placed.slice(0, 10).join(', ')}${placed.length > 10 ? ', …' : ''}): drain it first (kiver node drain ${name}), or force the removal (they are then placed elsewhere)`);
+    }
+    const res = await store.txn({
+      compare: [{ key: K.node(name), modRevision: cur.modRevision }],
+      success: [K.node(name), K.alive(name), K.alloc(name), K.nodeHealth(name), K.token(nodeCredentialId(name))].map((key) => ({ type: 'delete' as const, key })),
+    });
+    if (!res.succeeded) throw new ConflictError(`node ${name} changed while being removed; try again`);
+    ctx.auth.note(nodeCredentialId(name), undefined);
+    await ctx.events.record(`node/${name}`, placed.length ? 'Warning' : 'Normal', 'NodeRemoved', `node ${name} removed${placed.length ? ` with ${placed.length} replica(s) placed there (forced)` : ''}`);
+    return { node: name, removed: true, replicas: placed.length };
   });
 
 }
