@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { NodeHost, CREDENTIAL_FILE } from './node-host.js';
-import { nodeFiles } from './units.js';
+import { nodeFiles, quoteArg } from './units.js';
 import type { InitContext } from './context.js';
 
 const settings = {
@@ -39,5 +39,14 @@ describe('node files', () => {
   it('supervisor, real root, dockerd already running outside Kiver: no dockerd program', () => {
     const ctx: InitContext = { host: new NodeHost('/'), manager: 'supervisor', s: settings, foreignDockerd: true };
     assert.deepEqual(nodeFiles(ctx).map((f) => f.path).filter((p) => p.includes('/supervise/')), ['/etc/kiver/supervise/agent.json']);
+  });
+
+  it('ExecStart arguments: systemd specifiers and variables are doubled, spaces and quotes quoted, control characters refused', () => {
+    assert.equal(quoteArg('/app/log'), '/app/log');
+    assert.equal(quoteArg('50%'), '50%%', 'a literal % (systemd would expand %h, %n, ...)');
+    assert.equal(quoteArg('$HOME'), '$$HOME', 'a literal $ (systemd would substitute the variable)');
+    assert.equal(quoteArg('systemctl restart docker'), '"systemctl restart docker"');
+    assert.equal(quoteArg('a "b" \\c'), '"a \\"b\\" \\\\c"');
+    assert.throws(() => quoteArg('x\nExecStartPre=/bin/sh'), /control characters/);
   });
 });

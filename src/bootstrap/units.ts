@@ -10,6 +10,7 @@ import { AGENT_UNIT, CREDENTIAL_FILE, DAEMON_JSON, KIVER_BIN, NODE_CONFIG_FILE, 
 import { programFile, supervisorRestartArgv, type ProgramDef } from './supervisor.js';
 import type { InitContext } from './context.js';
 import type { Step } from './step.js';
+import { InputError } from '../errors.js';
 import { SHIPPER_SETTINGS } from './log-shipper.js';
 
 export interface NodeFile {
@@ -60,7 +61,15 @@ export async function dockerAnswers(host: NodeHost, ms = 3000): Promise<boolean>
   ]).finally(() => clearTimeout(t));
 }
 
-const quoteArg = (a: string) => (/^[A-Za-z0-9_@%+=:,./?&-]+$/.test(a) ? a : `"${a.replace(/(["\\])/g, '\\$1')}"`);
+/**
+ * One ExecStart= argument. systemd expands `%` specifiers and `$VAR`s even inside quotes, so
+ * both are doubled; a line break would end the directive, so control characters are refused.
+ */
+export function quoteArg(a: string): string {
+  if (/[\x00-\x1f\x7f]/.test(a)) throw new InputError(`a systemd unit argument cannot hold control characters: ${JSON.stringify(a)}`);
+  const escaped = a.replace(/%/g, '%%').replace(/\$/g, '$$$$');
+  return /^[A-Za-z0-9_@%$+=:,./?&-]+$/.test(escaped) ? escaped : `"${escaped.replace(/(["\\])/g, '\\$1')}"`;
+}
 
 /** A systemd service that runs `argv` and is restarted whenever it exits. */
 export function systemdService(o: { description: string; argv: string[]; after: string[]; envFile?: string; notify?: boolean; killMode: 'process' | 'control-group' }): string {
