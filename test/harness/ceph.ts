@@ -162,9 +162,9 @@ export async function startCeph(dir = CEPH_DIR): Promise<CephState> {
 }
 
 /** Another radosgw on the same cluster and its own port (a test may kill it); returns its URL and a stop. */
-export async function startRgw(state: CephState, name: string): Promise<{ url: string; pid: number; kill: () => Promise<void> }> {
+export async function startRgw(state: CephState, name: string, port?: number): Promise<{ url: string; pid: number; kill: () => Promise<void> }> {
   if (!/^[a-z0-9]{1,16}$/.test(name)) throw new Error(`bad rgw name ${name}`);
-  const port = await freePort();
+  port ??= await freePort();
   await mkdir(join(state.dir, 'rgw', `ceph-rgw.${name}`), { recursive: true });
   const p = spawn('radosgw', ['-c', state.conf, '-n', `client.rgw.${name}`, '-f', '--rgw-frontends', `beast endpoint=127.0.0.1:${port}`],
     { stdio: 'ignore', detached: true });
