@@ -75,6 +75,6 @@ export class BackupController {
       }
       await this.jobs.applyRetention(p, now, fence).catch((err) => this.log.warn({ err: (err as Error).message, service: p.service }, 'retention failed'));
     }
-    await this.jobs.failStale(new Date(), this.opts.staleMs ?? 120_000); // agents report in wall-clock time
+    await this.jobs.failStale(now, this.opts.staleMs ?? 120_000);
   }
 }

@@ -37,7 +37,9 @@ const ACTIVE = new Set(['pending', 'running']);
 
 export class BackupJobs {
   constructor(private readonly store: Store, private readonly cache: StoreCache, private readonly secrets: SecretBox,
-    private readonly events: EventRecorder, private readonly log: Logger) {}
+    private readonly events: EventRecorder, private readonly log: Logger,
+    /** The clock of policies and schedules (a test clock in tests). */
+    readonly now: () => Date = () => new Date()) {}
 
   async target(name: string, field = 'target'): Promise<StoredTarget> {
     const t = await getJson<StoredTarget>(this.store, K.backupTarget(name));
@@ -47,7 +49,7 @@ export class BackupJobs {
 
   /** A new backup record (pending) for the agent of a running replica's node; the highest ordinal is preferred (0 is usually a primary). */
   async create(req: CreateBackup): Promise<Backup> {
-    const now = req.now ?? new Date();
+    const now = req.now ?? this.now();
     const svc = await getJson<Service>(this.store, K.service(req.service));
     if (!svc) throw new InputError(`service: service ${req.service} does not exist`, 'service');
     const policy = await getJson<BackupPolicy>(this.store, K.backupPolicy(req.service));
@@ -108,7 +110,7 @@ export class BackupJobs {
 
   /** An agent's report on one of its jobs. */
   async report(kind: 'backup' | 'restore', id: string, node: string, rep: JobReport): Promise<void> {
-    const now = new Date().toISOString();
+    const now = this.now().toISOString(); // the schedules' clock: stale checks compare like with like
     const key = kind === 'backup' ? K.backup(id) : K.restore(id);
     let ended: (Backup | Restore) | undefined;
     await updateJson<Backup | Restore>(this.store, key, `${kind} ${id}`, (cur) => {
@@ -158,7 +160,7 @@ export class BackupJobs {
    * replicas; the agent of `node` streams the backup into staging, checks its SHA-256, moves
    * it into ordinal 0's data directory, and only then the service gets its replicas.
    */
-  async restore(backupId: string, to: string, now = new Date()): Promise<Restore> {
+  async restore(backupId: string, to: string, now = this.now()): Promise<Restore> {
     const b = await getJson<Backup>(this.store, K.backup(backupId));
     if (!b) throw new InputError(`backup: backup ${backupId} does not exist`, 'backup');
     if (b.value.state !== 'completed' || !b.value.verified) throw new InputError(`backup: backup ${backupId} is ${b.value.state}${b.value.verified ? '' : ', not verified'}; only a completed, verified backup can be restored`, 'backup');

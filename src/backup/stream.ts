@@ -61,6 +61,7 @@ export async function runBackup(job: BackupJob, node: string, source: BackupSour
   const startedAt = new Date().toISOString();
   let uploaded = false;
   try {
+    await target.prepare(); // the bucket exists (created when missing and allowed)
     const { stream, position } = await source.open(signal);
     const hasher = through(stream, hashing(onProgress));
     uploaded = true; // from here a failed or half-finished upload may need removing

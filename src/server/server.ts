@@ -112,7 +112,7 @@ export class KiverServer {
     const health = () => checkHealth(store, cache, diskThreshold);
     const tokenFiles = { admin: tokens.adminTokenFile, join: tokens.joinTokenFile };
     const hostPorts = { reserved: [] as number[], allowLow: opts.allowLowHostPorts === true };
-    const backups = new BackupJobs(store, cache, secrets, events, log);
+    const backups = new BackupJobs(store, cache, secrets, events, log, opts.backups?.now);
     const backupController = new BackupController(cache, backups, log, () => election.fence(), opts.backups);
     backupMetrics.add(cache);
     const app = await buildApi({ store, cache, auth, events, log, secrets, tokenFiles, hostPorts, nodeLeaseTtl, machines, health, probe, backups });

@@ -35,7 +35,7 @@ function jobs(ctx: ApiContext): BackupJobs {
 /** Checks a policy and that its target exists; `prefix` goes before the field (service create's `backup/`). */
 export async function checkBackupPolicy(ctx: ApiContext, service: string, body: PolicySet, prefix = ''): Promise<BackupPolicy> {
   try {
-    const p = checkPolicy(service, body);
+    const p = checkPolicy(service, body, jobs(ctx).now());
     await jobs(ctx).target(p.target);
     return p;
   } catch (err) {
