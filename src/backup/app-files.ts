@@ -64,7 +64,8 @@ export class AppFilesRestore implements RestoreConsumer {
   async receive(stream: Readable): Promise<void> {
     await rm(this.staging, { recursive: true, force: true });
     await mkdir(this.staging, { recursive: true, mode: 0o700 });
-    const p = spawn('tar', ['--extract', '--file=-', '--numeric-owner', '--no-same-owner', '--directory', this.staging], { stdio: ['pipe', 'ignore', 'pipe'] });
+    // --ignore-zeros: read to the end of the stream (past the end-of-archive blocks), so every byte is hashed.
+    const p = spawn('tar', ['--extract', '--file=-', '--ignore-zeros', '--numeric-owner', '--no-same-owner', '--directory', this.staging], { stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d) => (err = (err + d).slice(-2000)));
     const exited = new Promise<number>((r) => p.on('close', (c) => r(c ?? 1)));

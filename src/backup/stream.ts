@@ -91,7 +91,9 @@ export async function runRestore(job: BackupJob, consumer: RestoreConsumer, targ
   if (manifest.sha256 !== job.sha256) throw new Error(`the manifest's SHA-256 ${manifest.sha256} differs from the backup record's ${job.sha256}`);
   const hasher = through(await target.download(job.objectKey), hashing(onProgress));
   try {
-    await consumer.receive(hasher);
+    await consumer.receive(hasher).catch((err: Error) => {
+      throw new Error(`the backup stream could not be unpacked before its checksum was checked (${err.message}); nothing restored`);
+    });
     const { bytes, sha256 } = hasher.digest();
     if (sha256 !== manifest.sha256 || bytes !== manifest.size) {
       throw new Error(`checksum mismatch: read ${bytes} bytes with SHA-256 ${sha256}, the manifest says ${manifest.size} bytes with ${manifest.sha256}; nothing restored`);
