@@ -14,6 +14,7 @@ import { START_FAILED, type Replica, type StatusItem } from '../model/replica.js
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
+import { BackupWorker } from '../backup/worker.js';
 import { statfs } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { metrics, registry, serveMetrics } from '../metrics.js';
@@ -57,6 +58,8 @@ export interface AgentOptions extends Roots {
   healthIntervalMs?: number;
   /** The log shipper's settings file (kiver node init writes it): the agent keeps that container running. */
   shipperConfig?: string;
+  /** How often to ask for backup/restore jobs on this node (ms, default 2000). */
+  backupPollMs?: number;
 }
 
 /** What the agent reports per replica: its status plus which replica it is about. */
@@ -113,6 +116,8 @@ export class Agent implements ContainerSource {
   private pollAbort = new AbortController();
   private guard?: LogGuard;
   private shipper?: ShipperKeeper;
+  /** Backup and restore jobs on this node (src/backup/worker.ts). */
+  private backups?: BackupWorker;
   private watchdog?: DockerWatchdog;
   private metricsServer?: Server;
   private metricsUrl?: string;
@@ -168,6 +173,8 @@ export class Agent implements ContainerSource {
       this.shipper.start(this.opts.resyncMs ?? 10_000);
     }
     this.loops.push(this.heartbeatLoop(), this.assignmentLoop());
+    this.backups = new BackupWorker({ client: () => this.client, node: this.opts.node, dataRoot: this.opts.dataRoot, log: this.log.child({ component: 'backup' }), pollMs: this.opts.backupPollMs });
+    this.backups.start();
     this.timers.push(setInterval(() => void this.checkHealth(), this.opts.healthIntervalMs ?? 5000).unref());
     this.timers.push(setInterval(() => this.checkContact(), 250).unref());
     this.timers.push(setInterval(() => this.kick(), this.opts.resyncMs ?? 10_000).unref());
@@ -188,6 +195,7 @@ export class Agent implements ContainerSource {
     this.running = false;
     containerMetrics().removeSource(this);
     await this.watchdog?.stop();
+    await this.backups?.stop();
     this.pollAbort.abort();
     this.pollCycle.abort();
     for (const t of this.timers) clearInterval(t);

@@ -9,6 +9,7 @@ import type { SecretBox } from '../secrets.js';
 import type { Provisioning } from '../machine/provisioning.js';
 import type { HealthReport } from '../monitoring/health.js';
 import type { StoreProbe } from '../store/probe.js';
+import type { BackupJobs } from '../backup/jobs.js';
 
 /** What route modules get; nothing else reaches them. */
 export interface ApiContext {
@@ -30,6 +31,8 @@ export interface ApiContext {
   health: () => Promise<HealthReport>;
   /** Whether the store answers (for /readyz; agent routes answer 503 at once when it does not). */
   probe?: StoreProbe;
+  /** Backups (targets, jobs, restores); routes answer 503 without it. */
+  backups?: BackupJobs;
 }
 
 declare module 'fastify' {

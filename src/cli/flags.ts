@@ -2,6 +2,7 @@
  * Every command-line value parser in one place: listen addresses, durations, sizes and
  * numbers. Each throws an InputError naming the flag, so the CLI prints one line.
  */
+import { readFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { LABEL_KEY, LABEL_VALUE } from '../model/names.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat } from '../log.js';
@@ -110,4 +111,28 @@ export function parseListenList(v: string, field: string, count: number): { host
   const parts = v.split(',').map((x) => x.trim()).filter(Boolean);
   if (parts.length !== count) throw new InputError(`--${field}: expected ${count} comma-separated HOST:PORT, got "${v}"`, field);
   return parts.map((x) => parseListen(x, field));
+}
+
+/** Backup policy flags (`service create --backup-*`, `backup policy set`) → the API's policy body; undefined when none given. */
+export function parseBackupPolicy(o: { schedule?: string; tz?: string; target?: string; keep?: string; keepDays?: string }, prefix = ''):
+  { schedule: string; target: string; tz?: string; keep?: number; keepDays?: number } | undefined {
+  if ([o.schedule, o.tz, o.target, o.keep, o.keepDays].every((v) => v === undefined)) return undefined;
+  if (!o.schedule) throw new InputError(`--${prefix}schedule: required with the other --${prefix}* flags (a cron expression, e.g. "0 2 * * *")`, `${prefix}schedule`);
+  if (!o.target) throw new InputError(`--${prefix}target: required with --${prefix}schedule (kiver backup target ls)`, `${prefix}target`);
+  return {
+    schedule: o.schedule, target: o.target,
+    ...(o.tz !== undefined ? { tz: o.tz } : {}),
+    ...(o.keep !== undefined ? { keep: parseInteger(o.keep, `${prefix}keep`) } : {}),
+    ...(o.keepDays !== undefined ? { keepDays: parseInteger(o.keepDays, `${prefix}keep-days`) } : {}),
+  };
+}
+
+/** A secret given on the command line as VALUE or @FILE (keeps it out of the process list and shell history). */
+export function parseSecretArg(v: string, field: string): string {
+  if (!v.startsWith('@')) return v;
+  try {
+    return readFileSync(v.slice(1), 'utf8').replace(/\n$/, '');
+  } catch (err) {
+    throw new InputError(`--${field}: cannot read ${v.slice(1)} (${(err as NodeJS.ErrnoException).code})`, field);
+  }
 }

@@ -17,6 +17,7 @@ import { registerNode, registerEvents } from './node.js';
 import { registerMachine } from './machine.js';
 import { registerToken } from './token.js';
 import { registerHealth, registerAlerts } from './health.js';
+import { registerBackup } from './backup.js';
 
 /**
  * Builds the `kiver` command tree: thin API clients from cli/, commands that run a
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerHealth(program);
   registerAlerts(program);
   registerMonitoring(program);
+  registerBackup(program);
   return program;
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
 import { age, format, formatBytes, print, printErr, table } from './output.js';
-import { collect, parseBytes, parseInteger, parseLabels, parseNumber, parseOnNodeLost } from './flags.js';
+import { collect, parseBackupPolicy, parseBytes, parseInteger, parseLabels, parseNumber, parseOnNodeLost } from './flags.js';
 import { InputError, UnavailableError } from '../errors.js';
 import { DEFAULTS, type ServiceView } from '../model/service.js';
 import type { ReplicaView } from '../model/replica.js';
@@ -119,6 +119,11 @@ export function registerService(program: Command): void {
     .option('--local-data', 'replicas own data on their node: never moved when the node is lost or drained')
     .option('--constraint <key=value>', 'place replicas only on nodes with this label (repeatable: all must match)', collect, [])
     .option('--on-node-lost <policy>', 'replace (default; local-data: wait) | wait: at most one copy, stopped by a cut-off agent before it moves')
+    .option('--backup-schedule <cron>', 'scheduled backups (cron, e.g. "0 2 * * *"; see kiver backup policy set)')
+    .option('--backup-tz <zone>', 'time zone of --backup-schedule (default UTC)')
+    .option('--backup-target <name>', 'backup target of the schedule')
+    .option('--backup-keep <n>', 'completed backups kept at least (default 7)')
+    .option('--backup-keep-days <n>', 'completed backups younger than this many days are kept too')
     .option('--wait', 'wait until every replica runs')
     .option('--timeout <seconds>', 'with --wait', '120')
     .action(async (name: string, o, cmd: Command) => {
@@ -136,6 +141,8 @@ export function registerService(program: Command): void {
       if (o.localData) body.localData = true;
       if (Object.keys(constraints).length) body.constraints = constraints;
       if (o.onNodeLost) body.onNodeLost = parseOnNodeLost(o.onNodeLost);
+      const backup = parseBackupPolicy({ schedule: o.backupSchedule, tz: o.backupTz, target: o.backupTarget, keep: o.backupKeep, keepDays: o.backupKeepDays }, 'backup-');
+      if (backup) body.backup = backup;
       let s = await clientFromEnv().post<ServiceView>('/v1/services', body);
       if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
       print(cmd, s, () => (o.wait ? detail(s) : `service ${name} created (${s.spec.replicas} replicas)`));

@@ -32,4 +32,14 @@ export const K = {
   /** The leader lease's key; its mod revision is the controllers' write fence. */
   leader: '/kiver/leader',
   machines: '/kiver/machines/',
+  /** Backups (issue 13): targets with sealed keys, one record per backup, restores by new service, policies by service. */
+  backupTarget: (name: string) => `/kiver/backup-targets/${name}`,
+  backupTargets: '/kiver/backup-targets/',
+  backup: (id: string) => `/kiver/backups/${id}`,
+  backups: '/kiver/backups/',
+  backupsOf: (service: string) => `/kiver/backups/${service}.`,
+  restore: (to: string) => `/kiver/restores/${to}`,
+  restores: '/kiver/restores/',
+  backupPolicy: (service: string) => `/kiver/backup-policies/${service}`,
+  backupPolicies: '/kiver/backup-policies/',
 } as const;

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ENV_NAME, IMAGE_REF, LABEL_KEY, LABEL_VALUE, SERVICE_NAME } from './names.js';
 import { ReplicaView } from './replica.js';
+import { PolicySet } from './backup.js';
 
 export const CpuPolicy = Type.Union([Type.Literal('shares'), Type.Literal('cpuset'), Type.Literal('quota')], {
   description: 'shares (default: relative weight), cpuset (exclusive whole cores), quota (hard CFS limit)',
@@ -74,6 +75,8 @@ export const ServiceCreate = Type.Object(
     name: Type.String({ pattern: SERVICE_NAME, description: 'DNS label, at most 40 characters' }),
     ...ServiceFields,
     constraints: Type.Optional(Constraints),
+    /** Scheduled backups (stored as the service's backup policy, not in its spec). */
+    backup: Type.Optional(PolicySet),
   },
   { additionalProperties: false },
 );

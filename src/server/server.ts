@@ -29,6 +29,9 @@ import { checkHealth } from '../monitoring/health-check.js';
 import { clusterMetrics, type ClusterSource } from '../monitoring/cluster-metrics.js';
 import type { HealthReport } from '../monitoring/health.js';
 import { StoreProbe } from '../store/probe.js';
+import { BackupJobs } from '../backup/jobs.js';
+import { BackupController, type BackupControllerOptions } from '../backup/controller.js';
+import { backupMetrics } from '../backup/metrics.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -52,6 +55,8 @@ export interface ServerOptions {
   diskThreshold?: number;
   /** How often the health code on /metrics (kiver_health_code) is refreshed, ms (default 15 s). */
   healthIntervalMs?: number;
+  /** Backup schedules' clock and tick (tests), stale-job timeout. */
+  backups?: BackupControllerOptions;
   log?: Logger;
 }
 
@@ -71,6 +76,7 @@ export class KiverServer {
     private readonly monitor: ServerMonitor,
     private readonly probe: StoreProbe,
     readonly auth: TokenAuth,
+    readonly backups: BackupController,
   ) {}
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
@@ -106,7 +112,10 @@ export class KiverServer {
     const health = () => checkHealth(store, cache, diskThreshold);
     const tokenFiles = { admin: tokens.adminTokenFile, join: tokens.joinTokenFile };
     const hostPorts = { reserved: [] as number[], allowLow: opts.allowLowHostPorts === true };
-    const app = await buildApi({ store, cache, auth, events, log, secrets, tokenFiles, hostPorts, nodeLeaseTtl, machines, health, probe });
+    const backups = new BackupJobs(store, cache, secrets, events, log, opts.backups?.now);
+    const backupController = new BackupController(cache, backups, log, () => election.fence(), opts.backups);
+    backupMetrics.add(cache);
+    const app = await buildApi({ store, cache, auth, events, log, secrets, tokenFiles, hostPorts, nodeLeaseTtl, machines, health, probe, backups });
     await app.listen({ host, port });
     const addr = app.server.address();
     const actualPort = typeof addr === 'object' && addr ? addr.port : port;
@@ -125,17 +134,19 @@ export class KiverServer {
       controller.start();
       nodeController.start();
       machines.startReaper();
+      backupController.start();
     }));
     election.on('deposed', () => serially(async () => {
       nodeController.stop();
       machines.stopReaper();
+      await backupController.stop();
       await controller.stop();
     }));
     await election.start();
     const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
     const monitor = await ServerMonitor.start(store, cache, me, health, Math.max(opts.leaderTtl ?? 10, 10), opts.healthIntervalMs ?? 15_000);
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor, probe, auth);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor, probe, auth, backupController);
   }
 
   /**
@@ -158,6 +169,8 @@ export class KiverServer {
     this.probe.stop();
     await this.election.stop();
     this.machines.stopReaper();
+    await this.backups.stop();
+    backupMetrics.remove(this.cache);
     this.nodeController.stop();
     await this.controller.stop();
     await this.app.close();

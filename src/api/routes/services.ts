@@ -13,6 +13,7 @@ import { createJson, getJson, listJson, updateJson } from '../../store/json.js';
 import { InputError, NotFoundError } from '../../errors.js';
 import { replicaViews, serviceView } from '../views.js';
 import { sealEnv } from '../../secrets.js';
+import { checkBackupPolicy, putPolicy } from './backups.js';
 
 const NameParams = Type.Object({ name: Type.String({ pattern: SERVICE_NAME }) }, { additionalProperties: false });
 const DeleteQuery = Type.Object({ purge: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
@@ -33,10 +34,13 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/services', { schema: { tags: ['services'], summary: 'Create a service', body: ServiceCreate, response: { 201: ServiceView } } }, async (req, reply) => {
     const spec = applyDefaults(req.body as ServiceCreate);
     check(spec);
+    const backup = (req.body as ServiceCreate).backup;
+    if (backup) await checkBackupPolicy(ctx, spec.name, backup, 'backup/'); // before anything is stored
     spec.secretEnv = sealEnv(ctx.secrets, spec.name, spec.secretEnv);
     const now = new Date().toISOString();
     const svc: Service = { spec, uid: randomUUID(), generation: 1, createdAt: now, updatedAt: now };
     await createJson(store, K.service(spec.name), svc, `service ${spec.name}`);
+    if (backup) await putPolicy(ctx, spec.name, backup);
     await ctx.events.record(`service/${spec.name}`, 'Normal', 'Created', `service ${spec.name} created with ${spec.replicas} replicas of ${spec.image}`);
     return reply.status(201).send(serviceView(svc, []));
   });
