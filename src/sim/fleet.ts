@@ -135,18 +135,20 @@ export class SimFleet {
   }
 
   private async poll(n: SimNode): Promise<void> {
-    while (this.running) {
+    for (let failures = 0; this.running;) {
       try {
         const q = `/v1/agent/assignments?node=${n.name}${n.index ? `&index=${encodeURIComponent(n.index)}&wait=${this.o.waitSeconds}` : ''}`;
         const res = await this.http.request<{ index: string; replicas: Replica[] }>('GET', q, n.token, undefined, (this.o.waitSeconds + 15) * 1000);
         this.stats.polls++;
         n.index = res.index;
+        failures = 0;
         this.apply(n, res.replicas);
       } catch {
         if (!this.running) return;
         this.stats.pollFailures++;
         n.index = undefined;
-        await sleep(500 + randomInt(1000));
+        // Backing off (as the agent does), so a struggling server is not hit by the whole fleet at once.
+        await sleep(Math.min(500 * 2 ** failures++, 15_000) * (0.5 + Math.random()));
       }
     }
   }
