@@ -31,17 +31,20 @@ export async function startControlPlane(backend: Backend): Promise<ControlPlane>
   // --cpu-prof is not allowed in NODE_OPTIONS: exec node with it (sh's $0 is node, "$@" kiver's argv).
   const wrap = profile ? ['/bin/sh', '-c', `exec "$0" --cpu-prof --cpu-prof-dir=${profile} "$@"`] : undefined;
   const server = new ServerProcess(dir, await freePort(), store, ['--node-grace', '30s'], { wrap });
-  await server.start();
-  const admin = new ApiClient({ servers: [server.url], token: (await readFile(join(dir, 'admin.token'), 'utf8')).trim(), timeoutMs: 30_000 });
-  const joinToken = (await readFile(join(dir, 'join.token'), 'utf8')).trim();
-  return {
-    server, admin, joinToken,
-    async stop() {
-      await server.kill(profile ? 'SIGTERM' : 'SIGKILL'); // a profile is written on a clean exit only
-      await etcd?.stop();
-      await rm(dir, { recursive: true, force: true });
-    },
+  const stop = async () => {
+    await server.kill(profile ? 'SIGTERM' : 'SIGKILL'); // a profile is written on a clean exit only
+    await etcd?.stop();
+    await rm(dir, { recursive: true, force: true });
   };
+  try {
+    await server.start();
+    const admin = new ApiClient({ servers: [server.url], token: (await readFile(join(dir, 'admin.token'), 'utf8')).trim(), timeoutMs: 30_000 });
+    const joinToken = (await readFile(join(dir, 'join.token'), 'utf8')).trim();
+    return { server, admin, joinToken, stop };
+  } catch (err) {
+    await stop(); // nothing left behind by a server that would not start
+    throw err;
+  }
 }
 
 /** `kiver sim` in a process of its own, so its CPU is measured apart from the server's. */
