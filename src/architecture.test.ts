@@ -29,8 +29,8 @@ test('the server side never imports the CLI, the commands or the agent', () => {
   assert.deepEqual(bad, []);
 });
 
-test('the CLI and the agent reach the server only through client/ and model/', () => {
-  const bad = sources.filter((f) => f.room === 'cli' || f.room === 'agent').flatMap((f) =>
+test('the CLI, the agent and the simulated nodes reach the server only through client/ and model/', () => {
+  const bad = sources.filter((f) => f.room === 'cli' || f.room === 'agent' || f.room === 'sim').flatMap((f) =>
     importsOf(f).filter((room) => room === 'api' || room === 'controllers' || room === 'server').map((room) => `${f.path} imports ${room}/`));
   assert.deepEqual(bad, []);
 });

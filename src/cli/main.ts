@@ -12,6 +12,7 @@ import { registerPxe } from '../cmd/pxe.js';
 import { registerNodeInit } from '../cmd/node-init.js';
 import { registerSnapshot } from '../cmd/snapshot.js';
 import { registerMonitoring } from '../cmd/monitoring.js';
+import { registerSim } from '../cmd/sim.js';
 import { registerService } from './service.js';
 import { registerNode, registerEvents } from './node.js';
 import { registerMachine } from './machine.js';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerAlerts(program);
   registerMonitoring(program);
   registerBackup(program);
+  registerSim(program);
   return program;
 }
 

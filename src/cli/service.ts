@@ -4,7 +4,9 @@ import { clientFromEnv } from './config.js';
 import { age, format, formatBytes, print, printErr, table } from './output.js';
 import { collect, parseBackupPolicy, parseBytes, parseInteger, parseLabels, parseNumber, parseOnNodeLost } from './flags.js';
 import { InputError, UnavailableError } from '../errors.js';
-import { DEFAULTS, type ServiceView } from '../model/service.js';
+import { DEFAULTS, MAX_APPLY, type ServiceView } from '../model/service.js';
+import { parse as parseYaml } from 'yaml';
+
 import type { ReplicaView } from '../model/replica.js';
 
 
@@ -148,6 +150,19 @@ export function registerService(program: Command): void {
       print(cmd, s, () => (o.wait ? detail(s) : `service ${name} created (${s.spec.replicas} replicas)`));
     });
 
+  svc.command('apply')
+    .description('create or update every service in a YAML/JSON file (a list of specs) in one request; unchanged ones are left alone')
+    .requiredOption('-f, --file <file>', "the file ('-' for stdin): a list of service specs as POST /v1/services takes them (memory may be 64Mi)")
+    .action(async (o: { file: string }, cmd: Command) => {
+      const services = readServiceList(o.file === '-' ? readFileSync(0, 'utf8') : readFileSync(o.file, 'utf8'));
+      const total = { created: [] as string[], updated: [] as string[], unchanged: [] as string[] };
+      for (let i = 0; i < services.length; i += MAX_APPLY) {
+        const r = await clientFromEnv().post<typeof total>('/v1/services/apply', { services: services.slice(i, i + MAX_APPLY) });
+        for (const k of ['created', 'updated', 'unchanged'] as const) total[k].push(...r[k]);
+      }
+      print(cmd, total, () => `${total.created.length} created, ${total.updated.length} updated, ${total.unchanged.length} unchanged`);
+    });
+
   svc.command('ls').alias('list').description('list services').action(async (_o, cmd: Command) => {
     const ss = await clientFromEnv().get<ServiceView[]>('/v1/services');
     print(cmd, ss, () => serviceTable(ss));
@@ -203,4 +218,22 @@ export function registerService(program: Command): void {
       const res = await clientFromEnv().delete<unknown>(`/v1/services/${encodeURIComponent(name)}${o.purge ? '?purge=true' : ''}`);
       print(cmd, res, () => `service ${name} deleting${o.purge ? ' (purging data)' : ' (data directories kept)'}`);
     });
+}
+
+/** A YAML/JSON list of service specs (or `{ services: [...] }`); a memory like "64Mi" becomes bytes. */
+function readServiceList(text: string): Record<string, unknown>[] {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new InputError(`--file: not YAML or JSON (${(err as Error).message.split('\n')[0]})`, 'file');
+  }
+  const list = Array.isArray(doc) ? doc : (doc as { services?: unknown } | null)?.services;
+  if (!Array.isArray(list) || list.length === 0) throw new InputError('--file: expected a non-empty list of services', 'file');
+  return list.map((e, i) => {
+    if (!e || typeof e !== 'object' || Array.isArray(e)) throw new InputError(`--file: services/${i} is not an object`, `services/${i}`);
+    const spec = { ...(e as Record<string, unknown>) };
+    if (typeof spec.memory === 'string') spec.memory = parseBytes(spec.memory, `services/${i}/memory`);
+    return spec;
+  });
 }

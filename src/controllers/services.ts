@@ -91,6 +91,7 @@ export class ServiceController {
   private offset = 0;
   private resyncTimer?: NodeJS.Timeout;
   private readonly pending = new Set<string>();
+  private nodesChanged = false;
   private readonly onChange = (c: CacheChange) => this.route(c);
 
   constructor(
@@ -144,8 +145,10 @@ export class ServiceController {
     else if (c.key.startsWith(K.statuses)) this.mark(c.key.slice(K.statuses.length).split('/')[0]);
     else if (c.key.startsWith(K.nodes) || c.key.startsWith(K.alives)) {
       // Readiness, cordon or drain changed: replicas may have to move, pending ones may fit.
-      this.brake.holding();
-      this.markAll();
+      // Coalesced into the loop's next turn: a wave of 10,000 joins costs one brake check
+      // (O(nodes)) and one markAll, not one each (the profile of 2,000 joins: 5 % of the CPU).
+      this.nodesChanged = true;
+      this.wake?.();
     } else if (c.key.startsWith(K.allocs) && !c.kv) {
       for (const s of this.pending) this.mark(s);
     }
@@ -154,7 +157,7 @@ export class ServiceController {
   /** Resolves when nothing is dirty (used by tests and the benchmark). */
   async idle(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.dirty.size > 0 || this.busy) {
+    while (this.dirty.size > 0 || this.busy || this.nodesChanged) {
       if (Date.now() > deadline) throw new Error('controller did not settle');
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -185,6 +188,11 @@ export class ServiceController {
 
   private async loop(): Promise<void> {
     while (this.running) {
+      if (this.nodesChanged) {
+        this.nodesChanged = false;
+        this.brake.holding();
+        this.markAll();
+      }
       if (this.dirty.size === 0) {
         await new Promise<void>((r) => (this.wake = r));
         this.wake = undefined;

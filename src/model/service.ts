@@ -29,6 +29,8 @@ export const MIN_MEMORY = 6 * 1024 * 1024; // Docker refuses limits below 6 MiB
 export const MAX_MEMORY = 4 * 1024 ** 4;
 /** Replicas per service at most (a documented limit: each replica is a record, a container and a watch event). */
 export const MAX_REPLICAS = 1000;
+/** Services per `POST /v1/services/apply` (a burst of 3,000 replicas is 1,000 services of 3: one request). */
+export const MAX_APPLY = 1000;
 /** NUL ends a C string: Docker would cut an env value or argument there, silently. */
 const NO_NUL = '^[^\\u0000]*$';
 /** Host ports below this need the operator's leave (`kiver server --allow-low-host-ports`). */

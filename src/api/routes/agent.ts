@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import type { ApiContext } from '../context.js';
-import type { CacheChange } from '../../controllers/cache.js';
+import type { CacheChange, StoreCache } from '../../controllers/cache.js';
 import { K } from '../../model/keys.js';
 import { NODE_NAME } from '../../model/names.js';
 import { NodeHeartbeat, NodeRegister, type Node, type NodeHealth, type NodeHealthReport } from '../../model/node.js';
@@ -39,19 +39,64 @@ const AgentEvent = Type.Object(
   { additionalProperties: false },
 );
 
-/** Per-node change counters; the epoch makes an index from another server instance stale. */
+/**
+ * Per-node change counters and the per-node index of replica keys: an assignments answer
+ * reads only that node's replicas, and a change wakes only the nodes it names (the one a
+ * replica left and the one it went to). The epoch makes an index from another server
+ * instance stale.
+ */
 class AssignmentVersions {
   readonly epoch = randomUUID().slice(0, 8);
   private readonly versions = new Map<string, number>();
   private readonly waiters = new Map<string, Set<() => void>>();
+  /** node → its replicas' keys, and key → node (so a change needs no parse of the old value). */
+  private readonly byNode = new Map<string, Set<string>>();
+  private readonly nodeOf = new Map<string, string>();
 
-  onChange(c: CacheChange): void {
-    if (!c.key.startsWith(K.replicas)) return;
-    for (const v of [c.kv, c.prev]) {
-      if (!v) continue;
-      const node = (JSON.parse(v.value) as Replica).node;
-      if (node) this.bump(node);
+  constructor(private readonly cache: StoreCache) {
+    this.rebuild();
+    cache.on('change', (c: CacheChange) => this.onChange(c));
+    cache.on('resync', () => {
+      this.rebuild();
+      for (const node of [...this.waiters.keys()]) this.bump(node);
+    });
+  }
+
+  private rebuild(): void {
+    this.byNode.clear();
+    this.nodeOf.clear();
+    for (const kv of this.cache.all(K.replicas)) this.place(kv.key, (JSON.parse(kv.value) as Replica).node);
+  }
+
+  private place(key: string, node: string | undefined): void {
+    const was = this.nodeOf.get(key);
+    if (was === node) return;
+    if (was !== undefined) {
+      const set = this.byNode.get(was)!;
+      set.delete(key);
+      if (set.size === 0) this.byNode.delete(was);
+      this.nodeOf.delete(key);
     }
+    if (node) {
+      let set = this.byNode.get(node);
+      if (!set) this.byNode.set(node, (set = new Set()));
+      set.add(key);
+      this.nodeOf.set(key, node);
+    }
+  }
+
+  private onChange(c: CacheChange): void {
+    if (!c.key.startsWith(K.replicas)) return;
+    const was = this.nodeOf.get(c.key);
+    const node = c.kv ? (JSON.parse(c.kv.value) as Replica).node : undefined;
+    this.place(c.key, node);
+    if (was) this.bump(was);
+    if (node && node !== was) this.bump(node);
+  }
+
+  /** The keys of the replicas assigned to a node. */
+  keysOf(node: string): Iterable<string> {
+    return this.byNode.get(node) ?? [];
   }
 
   private bump(node: string): void {
@@ -90,8 +135,7 @@ function healthChanged(prev: NodeHealth | undefined, cur: NodeHealthReport): boo
 
 export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store, cache } = ctx;
-  const versions = new AssignmentVersions();
-  cache.on('change', (c: CacheChange) => versions.onChange(c));
+  const versions = new AssignmentVersions(cache);
 
   app.post('/v1/agent/register', {
     schema: { tags: ['agent'], summary: 'Join a new node (join token) or re-register one (its node credential)', body: NodeRegister },
@@ -156,10 +200,12 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.post('/v1/agent/heartbeat', { schema: { tags: ['agent'], summary: 'Keep the node lease alive; report host health', body: NodeHeartbeat } }, async (req) => {
     const { node, health } = req.body as { node: string; health?: NodeHealthReport };
     ownNode(req, node);
-    const n = await getJson<Node>(store, K.node(node));
-    if (!n) throw new NotFoundError(`node ${node} not registered`);
-    const ttl = await store.keepAlive(n.value.lease); // NotFound when expired: the agent re-registers
-    if (!(await store.get(K.alive(node)))) throw new NotFoundError(`node ${node} lease lost`);
+    // From the cache (a heartbeat is the fleet's most frequent request); the store only when the
+    // cache has not seen the node's join yet.
+    const lease = cache.get<Node>(K.node(node))?.lease ?? (await getJson<Node>(store, K.node(node)))?.value.lease;
+    if (lease === undefined) throw new NotFoundError(`node ${node} not registered`);
+    const ttl = await store.keepAlive(lease); // NotFound when expired: the agent re-registers
+    if (!cache.getKv(K.alive(node)) && !(await store.get(K.alive(node)))) throw new NotFoundError(`node ${node} lease lost`);
     metrics.heartbeats.inc({ node });
     if (health && healthChanged(cache.get<NodeHealth>(K.nodeHealth(node)), health)) {
       await store.put(K.nodeHealth(node), JSON.stringify({ ...health, node, reportedAt: new Date().toISOString() } satisfies NodeHealth));
@@ -176,9 +222,8 @@ export function agentRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (q.fresh) await cache.sync();
     const index = versions.index(q.node);
     const replicas: (Replica & { lastRestartCount?: number })[] = [];
-    for (const kv of cache.all(K.replicas)) {
-      const r = JSON.parse(kv.value) as Replica;
-      if (r.node !== q.node) continue;
+    for (const key of versions.keysOf(q.node)) {
+      const r = cache.get<Replica>(key)!;
       // Secrets leave the store sealed and are opened only for the node that runs them.
       if (r.spec.secretEnv && Object.keys(r.spec.secretEnv).length > 0) r.spec.secretEnv = openEnv(ctx.secrets, r.service, r.spec.secretEnv);
       // The last reported restart count lets a restarted agent continue counting.

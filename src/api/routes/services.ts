@@ -5,7 +5,7 @@ import type { ApiContext } from '../context.js';
 import { K } from '../../model/keys.js';
 import { SERVICE_NAME } from '../../model/names.js';
 import {
-  ScaleRequest, ServiceCreate, ServiceUpdate, ServiceView, applyDefaults, checkServiceSpec, needsRollout,
+  MAX_APPLY, ScaleRequest, ServiceCreate, ServiceUpdate, ServiceView, applyDefaults, checkServiceSpec, needsRollout,
   type Service, type ServiceSpec,
 } from '../../model/service.js';
 import { ReplicaView } from '../../model/replica.js';
@@ -14,9 +14,19 @@ import { InputError, NotFoundError } from '../../errors.js';
 import { replicaViews, serviceView } from '../views.js';
 import { sealEnv } from '../../secrets.js';
 import { checkBackupPolicy, putPolicy } from './backups.js';
+import { applyServices } from './service-apply.js';
 
 const NameParams = Type.Object({ name: Type.String({ pattern: SERVICE_NAME }) }, { additionalProperties: false });
 const DeleteQuery = Type.Object({ purge: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+const ApplyRequest = Type.Object(
+  { services: Type.Array(ServiceCreate, { minItems: 1, maxItems: MAX_APPLY }) },
+  { additionalProperties: false },
+);
+const ApplyResult = Type.Object({
+  created: Type.Array(Type.String()),
+  updated: Type.Array(Type.String()),
+  unchanged: Type.Array(Type.String()),
+});
 
 export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx;
@@ -44,6 +54,14 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     await ctx.events.record(`service/${spec.name}`, 'Normal', 'Created', `service ${spec.name} created with ${spec.replicas} replicas of ${spec.image}`);
     return reply.status(201).send(serviceView(svc, []));
   });
+
+  app.post('/v1/services/apply', {
+    bodyLimit: 8 * 1024 * 1024,
+    schema: {
+      tags: ['services'], summary: 'Create or update many services in one request (idempotent: an unchanged service is left alone)',
+      body: ApplyRequest, response: { 200: ApplyResult },
+    },
+  }, async (req) => applyServices(ctx, (req.body as { services: ServiceCreate[] }).services, check));
 
   app.get('/v1/services', { schema: { tags: ['services'], summary: 'List services', response: { 200: Type.Array(ServiceView) } } }, async () => {
     const [services, replicas] = await Promise.all([listJson<Service>(store, K.services), replicaViews(store)]);
