@@ -32,4 +32,8 @@ export const K = {
   /** The leader lease's key; its mod revision is the controllers' write fence. */
   leader: '/kiver/leader',
   machines: '/kiver/machines/',
+  /** Catalog services (src/services/): generated credentials, sealed; roles written by the role controller. */
+  serviceCredentials: (name: string) => `/kiver/service-credentials/${name}`,
+  serviceRoles: (name: string) => `/kiver/service-roles/${name}`,
+  serviceRolesAll: '/kiver/service-roles/',
 } as const;

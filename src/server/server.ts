@@ -29,6 +29,8 @@ import { checkHealth } from '../monitoring/health-check.js';
 import { clusterMetrics, type ClusterSource } from '../monitoring/cluster-metrics.js';
 import type { HealthReport } from '../monitoring/health.js';
 import { StoreProbe } from '../store/probe.js';
+import { RoleController, type RoleControllerOptions } from '../services/role-controller.js';
+import { ServiceEndpoints } from '../services/endpoints.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -52,6 +54,8 @@ export interface ServerOptions {
   diskThreshold?: number;
   /** How often the health code on /metrics (kiver_health_code) is refreshed, ms (default 15 s). */
   healthIntervalMs?: number;
+  /** Managed services (src/services/): probe period and failover threshold of the role controller. */
+  roles?: RoleControllerOptions;
   log?: Logger;
 }
 
@@ -71,6 +75,8 @@ export class KiverServer {
     private readonly monitor: ServerMonitor,
     private readonly probe: StoreProbe,
     readonly auth: TokenAuth,
+    readonly roles: RoleController,
+    private readonly endpoints: ServiceEndpoints,
   ) {}
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
@@ -120,13 +126,19 @@ export class KiverServer {
     const serially = (fn: () => void | Promise<void>) => {
       transition = transition.then(fn).catch((err) => log.warn({ err: (err as Error).message }, 'controller start/stop failed'));
     };
+    const roles = new RoleController(store, cache, events, secrets, log, () => election.fence(), opts.roles);
+    // Every server serves the managed services' endpoints on its own host (see services/endpoints.ts).
+    const endpoints = new ServiceEndpoints(cache, host, log);
+    endpoints.start();
     election.on('elected', () => serially(() => {
       if (!election.isLeader) return;
+      roles.start();
       controller.start();
       nodeController.start();
       machines.startReaper();
     }));
     election.on('deposed', () => serially(async () => {
+      await roles.stop();
       nodeController.stop();
       machines.stopReaper();
       await controller.stop();
@@ -135,7 +147,7 @@ export class KiverServer {
     const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
     const monitor = await ServerMonitor.start(store, cache, me, health, Math.max(opts.leaderTtl ?? 10, 10), opts.healthIntervalMs ?? 15_000);
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor, probe, auth);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor, probe, auth, roles, endpoints);
   }
 
   /**
@@ -159,6 +171,8 @@ export class KiverServer {
     await this.election.stop();
     this.machines.stopReaper();
     this.nodeController.stop();
+    await this.roles.stop();
+    await this.endpoints.stop();
     await this.controller.stop();
     await this.app.close();
     await this.cache.stop();
