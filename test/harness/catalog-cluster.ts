@@ -41,8 +41,8 @@ export class CatalogCluster {
   }
 
   async cleanup(): Promise<void> {
-    await this.run.destroy().catch(() => {});
     await this.server.close().catch(() => {});
+    await this.run.destroy().catch(() => {});
     await rm(this.dir, { recursive: true, force: true });
   }
 }

@@ -27,7 +27,7 @@ export function redisArgs(p: Record<string, ParamValue>, syncReplicas: number): 
   return [
     '--port', String(REDIS_PORT), '--dir', '/data', '--protected-mode', 'no',
     '--appendonly', 'yes', '--appendfsync', String(p.appendfsync),
-    '--replicaof', PARKED.host, String(PARKED.port), '--replica-read-only', 'yes', '--repl-diskless-sync', 'yes',
+    '--replicaof', PARKED.host, String(PARKED.port), '--replica-read-only', 'yes', '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0',
     '--min-replicas-to-write', String(syncReplicas), '--min-replicas-max-lag', String(p.min_replicas_max_lag_s),
     '--maxmemory', `${Number(p.maxmemory_mb)}mb`, '--maxmemory-policy', String(p.maxmemory_policy),
     '--logfile', '/log/redis.log',
