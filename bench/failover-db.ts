@@ -13,10 +13,9 @@
  */
 import mysql from 'mysql2/promise';
 import { Redis } from 'ioredis';
-import { CatalogCluster } from '../test/harness/catalog-cluster.js';
+import { CatalogCluster, inSync } from '../test/harness/catalog-cluster.js';
 import { until } from '../test/harness/kiver.js';
 import { AckedWriter, mysqlWriter, redisWriter, type WriterBackend } from '../test/harness/acked-writer.js';
-import type { ServiceView } from '../src/model/service.js';
 import type { ServiceRoles } from '../src/model/service-roles.js';
 import { managedType } from '../src/services/catalog.js';
 
@@ -25,10 +24,6 @@ const HOST_TRIALS = Number(process.env.BENCH_HOST_TRIALS ?? 3);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const s1 = (ms: number) => (ms / 1000).toFixed(1);
 
-interface Endpoints {
-  write: { host: string; port: number };
-  replicas: { ordinal: number; host: string; port: number }[];
-}
 
 interface Trial {
   outageMs: number;
@@ -42,19 +37,14 @@ async function benchType(type: 'mysql' | 'redis'): Promise<void> {
   try {
     const name = `b${type}`;
     await c.admin.post('/v1/services', { name, type });
-    const get = () => c.admin.get<ServiceView>(`/v1/services/${name}`);
-    const ready = (pred: (r: ServiceRoles) => boolean, what: string) =>
-      until(what, async () => {
-        const s = await get();
-        return s.roles?.phase === 'ready' && pred(s.roles) ? s : false;
-      }, 180_000, 200);
-    const inSync = () => ready((r) => r.replicas.filter((x) => x.role === 'replica' && !x.error).length === 2, 'primary + 2 replicas in sync');
-    await inSync();
+    const get = () => c.service(name);
+    const ready = (pred: (r: ServiceRoles) => boolean, what: string) => c.whenReady(name, pred, what, 180_000);
+    await ready(inSync(2), 'primary + 2 replicas in sync');
     const creds = await c.admin.get<{ password: string; all: Record<string, string> }>(`/v1/services/${name}/credentials`);
     const hookCtx = { credentials: creds.all, params: {}, syncReplicas: 1 };
 
     const trial = async (i: number, kind: 'container' | 'host'): Promise<Trial> => {
-      const ep = await c.admin.get<Endpoints>(`/v1/services/${name}/endpoints`);
+      const ep = await c.endpoints(name);
       const before = await get();
       const old = before.roles!.primary!;
       const oldAddr = ep.replicas.find((r) => r.ordinal === old)!;
@@ -103,7 +93,7 @@ async function benchType(type: 'mysql' | 'redis'): Promise<void> {
       }
       await restartWatch;
       if (kind === 'host') await host.start();
-      await ready((r) => r.replicas.filter((x) => x.role === 'replica' && !x.error).length === 2, 'the old primary rejoined');
+      await ready(inSync(2), 'the old primary rejoined');
       process.stderr.write(`  ${type} ${kind}-kill #${i + 1}: writable after ${s1(outageMs)} s, lost ${lost}${restartMs ? `, restart in place ${s1(restartMs)} s` : ''}\n`);
       return { outageMs, lost, restartMs };
     };

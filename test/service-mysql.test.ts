@@ -7,19 +7,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
-import { CatalogCluster } from './harness/catalog-cluster.js';
+import { CatalogCluster, inSync } from './harness/catalog-cluster.js';
 import { until } from './harness/kiver.js';
 import type { ServiceView } from '../src/model/service.js';
 import type { ServiceRoles } from '../src/model/service-roles.js';
 import { KiverError } from '../src/errors.js';
 import { AckedWriter, mysqlWriter } from './harness/acked-writer.js';
 
-interface Endpoints {
-  write: { host: string; port: number };
-  read: { host: string; port: number };
-  primary?: { ordinal: number; host: string; port: number };
-  replicas: { ordinal: number; node: string; host: string; port: number; role: string }[];
-}
 
 describe('mysql service: replication, write endpoint, failover', { timeout: 600_000 }, () => {
   let c: CatalogCluster;
@@ -30,12 +24,8 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
     await c?.cleanup();
   });
 
-  const get = () => c.admin.get<ServiceView>('/v1/services/db');
-  const ready = (pred: (r: ServiceRoles) => boolean, what: string, ms = 120_000) =>
-    until(what, async () => {
-      const s = await get();
-      return s.roles && s.roles.phase === 'ready' && pred(s.roles) ? s : false;
-    }, ms, 250);
+  const get = () => c.service('db');
+  const ready = (pred: (r: ServiceRoles) => boolean, what: string, ms = 120_000) => c.whenReady('db', pred, what, ms);
 
   it('bad input is a 400 naming the field, and stores nothing', async () => {
     const cases: [Record<string, unknown>, string][] = [
@@ -63,7 +53,7 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
 
   it('one primary and two replicas on distinct nodes; roles, credentials and endpoints shown', async () => {
     await c.admin.post('/v1/services', { name: 'db', type: 'mysql', params: { max_connections: 200 }, memory: 400 * 2 ** 20 });
-    const s = await ready((r) => r.replicas.filter((x) => x.role === 'replica' && !x.error).length === 2, 'a primary and two replicas in sync', 240_000);
+    const s = await ready((r) => inSync(2)(r), 'a primary and two replicas in sync', 240_000);
     assert.equal(new Set(s.replicas.map((r) => r.node)).size, 3, 'replicas on distinct nodes');
     const creds = await c.admin.get<{ user: string; password: string; database: string; all: Record<string, string> }>('/v1/services/db/credentials');
     assert.equal(creds.user, 'app');
@@ -71,7 +61,7 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
     // Sealed at rest: the password is nowhere in the store's plain text.
     const raw = await c.server.store.list('/kiver/');
     assert.ok(!raw.kvs.some((kv) => kv.value.includes(creds.password) || kv.value.includes(creds.all.admin)), 'no plaintext credential in the store');
-    const ep = await c.admin.get<Endpoints>('/v1/services/db/endpoints');
+    const ep = await c.endpoints('db');
     assert.equal(ep.primary?.ordinal, s.roles!.primary);
     // The write endpoint reaches the primary: max_connections is the parameter we set.
     const db = await mysql.createConnection({ host: ep.write.host, port: ep.write.port, user: 'app', password: creds.password, database: 'app' });
@@ -82,7 +72,7 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
 
   it('kill -9 of the primary container: a new primary within seconds, no acknowledged row lost, the old one rejoins', async () => {
     const creds = await c.admin.get<{ password: string }>('/v1/services/db/credentials');
-    const ep = await c.admin.get<Endpoints>('/v1/services/db/endpoints');
+    const ep = await c.endpoints('db');
     const before = await get();
     const oldPrimary = before.roles!.primary!;
     const writer = new AckedWriter(mysqlWriter({ host: ep.write.host, port: ep.write.port, user: 'app', password: creds.password, database: 'app' }));
@@ -100,7 +90,7 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
     const newPrimary = after.roles!.primary!;
     process.stdout.write(`# mysql failover: writable again ${(outage! / 1000).toFixed(1)} s after kill -9; ${writer.acked.length} rows acknowledged, ${writer.failed} writes failed\n`);
 
-    const ep2 = await c.admin.get<Endpoints>('/v1/services/db/endpoints');
+    const ep2 = await c.endpoints('db');
     const at = (ord: number) => ep2.replicas.find((r) => r.ordinal === ord)!;
     const ids = async (ord: number) => {
       const db = await mysql.createConnection({ host: at(ord).host, port: at(ord).port, user: 'app', password: creds.password, database: 'app' });
@@ -127,7 +117,7 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
 
   it('switchover under load: a new primary, no acknowledged row lost, the old primary follows it', async () => {
     const creds = await c.admin.get<{ password: string }>('/v1/services/db/credentials');
-    const ep = await c.admin.get<Endpoints>('/v1/services/db/endpoints');
+    const ep = await c.endpoints('db');
     const before = await get();
     const oldPrimary = before.roles!.primary!;
     const bad = await c.admin.post('/v1/services/db/switchover', { to: oldPrimary }).then(() => undefined, (e: unknown) => e);
@@ -144,7 +134,7 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
     const pause = writer.outageAfter(t0);
     const span = writer.failTimes.length ? `${writer.failTimes[0] - t0}..${writer.failTimes[writer.failTimes.length - 1] - t0} ms` : '-';
     process.stdout.write(`# mysql switchover: ${writer.failed} failed writes (${span} after the request: ${JSON.stringify([...writer.errors])}), pause ${pause === undefined ? 'none' : `${(pause / 1000).toFixed(1)} s`}\n`);
-    const ep2 = await c.admin.get<Endpoints>('/v1/services/db/endpoints');
+    const ep2 = await c.endpoints('db');
     const p = ep2.replicas.find((r) => r.ordinal === after.roles!.primary)!;
     const db = await mysql.createConnection({ host: p.host, port: p.port, user: 'app', password: creds.password, database: 'app' });
     const [rows] = await db.query<mysql.RowDataPacket[]>('SELECT id FROM acked');

@@ -7,16 +7,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { CatalogCluster } from './harness/catalog-cluster.js';
+import { CatalogCluster, inSync } from './harness/catalog-cluster.js';
 import { until } from './harness/kiver.js';
-import type { ServiceView } from '../src/model/service.js';
 import type { ServiceRoles } from '../src/model/service-roles.js';
 import { AckedWriter, redisWriter } from './harness/acked-writer.js';
 
-interface Endpoints {
-  write: { host: string; port: number };
-  replicas: { ordinal: number; host: string; port: number; role: string }[];
-}
 
 describe('redis service: replication, write endpoint, failover', { timeout: 600_000 }, () => {
   let c: CatalogCluster;
@@ -27,12 +22,8 @@ describe('redis service: replication, write endpoint, failover', { timeout: 600_
     await c?.cleanup();
   });
 
-  const get = () => c.admin.get<ServiceView>('/v1/services/cache');
-  const ready = (pred: (r: ServiceRoles) => boolean, what: string, ms = 120_000) =>
-    until(what, async () => {
-      const s = await get();
-      return s.roles && s.roles.phase === 'ready' && pred(s.roles) ? s : false;
-    }, ms, 250);
+  const get = () => c.service('cache');
+  const ready = (pred: (r: ServiceRoles) => boolean, what: string, ms = 120_000) => c.whenReady('cache', pred, what, ms);
   const open = (host: string, port: number, password: string) => {
     const r = new Redis({ host, port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false });
     r.on('error', () => {});
@@ -41,10 +32,10 @@ describe('redis service: replication, write endpoint, failover', { timeout: 600_
 
   it('a primary and two replicas; the password is required; AOF and min-replicas-to-write are on', async () => {
     await c.admin.post('/v1/services', { name: 'cache', type: 'redis', params: { appendfsync: 'always' } });
-    const s = await ready((r) => r.replicas.filter((x) => x.role === 'replica' && !x.error).length === 2, 'a primary and two replicas in sync', 180_000);
+    const s = await ready((r) => inSync(2)(r), 'a primary and two replicas in sync', 180_000);
     assert.equal(new Set(s.replicas.map((r) => r.node)).size, 3);
     const { password } = await c.admin.get<{ password: string }>('/v1/services/cache/credentials');
-    const ep = await c.admin.get<Endpoints>('/v1/services/cache/endpoints');
+    const ep = await c.endpoints('cache');
     const anon = open(ep.write.host, ep.write.port, '');
     await anon.connect();
     await assert.rejects(anon.set('k', 'v'), /NOAUTH/);
@@ -59,7 +50,7 @@ describe('redis service: replication, write endpoint, failover', { timeout: 600_
 
   it('kill -9 of the primary container: every INCR confirmed by WAIT 1 survives; the old primary rejoins', async () => {
     const { password } = await c.admin.get<{ password: string }>('/v1/services/cache/credentials');
-    const ep = await c.admin.get<Endpoints>('/v1/services/cache/endpoints');
+    const ep = await c.endpoints('cache');
     const before = await get();
     const oldPrimary = before.roles!.primary!;
     const backend = redisWriter({ host: ep.write.host, port: ep.write.port, password });
@@ -78,7 +69,7 @@ describe('redis service: replication, write endpoint, failover', { timeout: 600_
     const maxAcked = Math.max(...backend.values);
     process.stdout.write(`# redis failover: writable again ${(outage! / 1000).toFixed(1)} s after kill -9; ${backend.values.length} INCRs confirmed, ${writer.failed} failed\n`);
 
-    const ep2 = await c.admin.get<Endpoints>('/v1/services/cache/endpoints');
+    const ep2 = await c.endpoints('cache');
     const at = (ord: number) => ep2.replicas.find((r) => r.ordinal === ord)!;
     const counterOn = async (ord: number) => {
       const r = open(at(ord).host, at(ord).port, password);

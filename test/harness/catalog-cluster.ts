@@ -12,6 +12,20 @@ import { KiverServer } from '../../src/server/server.js';
 import { ApiClient } from '../../src/client/api-client.js';
 import { createLogger } from '../../src/log.js';
 import type { RoleControllerOptions } from '../../src/services/role-controller.js';
+import type { ServiceView } from '../../src/model/service.js';
+import type { ServiceRoles } from '../../src/model/service-roles.js';
+import { until } from './kiver.js';
+
+/** GET /v1/services/NAME/endpoints. */
+export interface EndpointsView {
+  write: { host: string; port: number };
+  read: { host: string; port: number };
+  primary?: { ordinal: number; host: string; port: number };
+  replicas: { ordinal: number; node: string; host: string; port: number; role: string }[];
+}
+
+/** A primary and `n` replicas following it with a working link. */
+export const inSync = (n: number) => (r: ServiceRoles) => r.replicas.filter((x) => x.role === 'replica' && !x.error).length === n;
 
 export class CatalogCluster {
   private constructor(readonly run: TestHosts, readonly server: KiverServer, readonly admin: ApiClient, private readonly dir: string) {}
@@ -34,6 +48,22 @@ export class CatalogCluster {
       await rm(dir, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  service(name: string): Promise<ServiceView> {
+    return this.admin.get<ServiceView>(`/v1/services/${name}`);
+  }
+
+  endpoints(name: string): Promise<EndpointsView> {
+    return this.admin.get<EndpointsView>(`/v1/services/${name}/endpoints`);
+  }
+
+  /** Polls until the service's roles are `ready` and match `pred`. */
+  whenReady(name: string, pred: (r: ServiceRoles) => boolean, what: string, ms = 120_000): Promise<ServiceView> {
+    return until(what, async () => {
+      const s = await this.service(name);
+      return s.roles?.phase === 'ready' && pred(s.roles) ? s : false;
+    }, ms, 250);
   }
 
   host(node: string): TestHost {
