@@ -288,10 +288,11 @@ export class RoleController {
       );
     }
     await t.hooks.promote(next.addr, c);
-    for (const m of members) {
-      if (m === next || m.ordinal === oldOrdinal || !probes.get(m.ordinal)!.up) continue;
-      await t.hooks.replicate(m.addr, next.addr, c).catch((err) => this.log.warn({ service: name, replica: m.ordinal, err: (err as Error).message }, 'repoint failed; retried as a rejoin'));
-    }
+    // After the promotion (it has applied all it received, so no replica is ahead of it); in parallel:
+    // each may first wait out its own link's connect to the dead primary.
+    await Promise.all(members
+      .filter((m) => m !== next && m.ordinal !== oldOrdinal && probes.get(m.ordinal)!.up)
+      .map((m) => t.hooks.replicate(m.addr, next.addr, c).catch((err) => this.log.warn({ service: name, replica: m.ordinal, err: (err as Error).message }, 'repoint failed; retried as a rejoin'))));
     await t.hooks.open(next.addr, c);
     mem.failures = 0;
     await this.save(name, mem, (cur) => ({ ...cur, epoch: cur.epoch + 1, primary: pick, phase: 'ready', switchoverTo: undefined }));

@@ -30,6 +30,7 @@ export function mariadbArgs(p: Record<string, ParamValue>, syncReplicas: number)
     `--rpl-semi-sync-master-timeout=${Number(p.semi_sync_timeout_s) * 1000}`,
     `--max-connections=${Number(p.max_connections)}`, `--innodb-buffer-pool-size=${Number(p.innodb_buffer_pool_size_mb)}M`,
     `--long-query-time=${Number(p.long_query_time_s)}`, '--slow-query-log=ON', '--slow-query-log-file=/log/slow.log',
-    '--log-error=/log/mariadb.err', '--slave-net-timeout=5',
+    // Also the IO thread's connect timeout: STOP SLAVE during a failover waits out a connect to a dead host.
+    '--log-error=/log/mariadb.err', '--slave-net-timeout=2',
   ];
 }
