@@ -122,7 +122,7 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
     const oldPrimary = before.roles!.primary!;
     const bad = await c.admin.post('/v1/services/db/switchover', { to: oldPrimary }).then(() => undefined, (e: unknown) => e);
     assert.ok(bad instanceof KiverError && bad.status === 400 && bad.field === 'to', String(bad));
-    const writer = new AckedWriter(mysqlWriter({ host: ep.write.host, port: ep.write.port, user: 'app', password: creds.password, database: 'app' }));
+    const writer = new AckedWriter(mysqlWriter({ host: ep.write.host, port: ep.write.port, user: 'app', password: creds.password, database: 'app' }, 'acked_switchover'));
     await writer.start();
     await until('rows acknowledged before the switchover', async () => writer.acked.length >= 30, 60_000, 50);
     const t0 = Date.now();
@@ -137,10 +137,12 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
     const ep2 = await c.endpoints('db');
     const p = ep2.replicas.find((r) => r.ordinal === after.roles!.primary)!;
     const db = await mysql.createConnection({ host: p.host, port: p.port, user: 'app', password: creds.password, database: 'app' });
-    const [rows] = await db.query<mysql.RowDataPacket[]>('SELECT id FROM acked');
+    const [rows] = await db.query<mysql.RowDataPacket[]>('SELECT id FROM acked_switchover');
     await db.end();
     const have = new Set(rows.map((r) => Number(r.id)));
     assert.deepEqual(writer.acked.filter((id) => !have.has(id)), []);
+    // Errors only during the pause: none before the request, none after writes resumed.
+    assert.ok(writer.failTimes.every((x) => x >= t0 && x <= t0 + (pause ?? 0)), `failures outside the pause: ${span}`);
     await ready((r) => r.replicas.find((x) => x.ordinal === oldPrimary)?.role === 'replica', 'the old primary follows the new one', 60_000);
   });
 });

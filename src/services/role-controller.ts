@@ -216,8 +216,16 @@ export class RoleController {
       const p = probes.get(m.ordinal)!;
       if (!p.up || mem.diverged.has(m.ordinal)) continue;
       if (p.diverged) {
-        mem.diverged.add(m.ordinal);
-        await this.event(name, 'Warning', 'Diverged', `replica ${m.ordinal} has transactions the primary does not: it must be rebuilt from the primary`);
+        // Its extra transactions were never acknowledged: the promoted replica was the most advanced.
+        await this.event(name, 'Warning', 'Diverged', `replica ${m.ordinal} has transactions the primary does not (never acknowledged); rebuilding it from the primary`);
+        if (!t.hooks.rebuild) continue;
+        try {
+          await t.hooks.rebuild(m.addr, primary.addr, c);
+          await this.event(name, 'Normal', 'Rebuilt', `replica ${m.ordinal} on ${m.node} was re-seeded from the primary and replicates from it`);
+        } catch (err) {
+          mem.diverged.add(m.ordinal);
+          await this.event(name, 'Warning', 'RebuildFailed', `replica ${m.ordinal}: ${(err as Error).message}`);
+        }
         continue;
       }
       if (p.role !== 'replica' || !sameAddr(p.source, primary.addr)) {

@@ -66,6 +66,12 @@ export interface Hooks {
   backup(at: Addr, c: HookContext): Promise<BackupStream>;
   /** Load a backup stream into a (fresh) server. */
   restore(at: Addr, c: HookContext, stream: Readable): Promise<void>;
+  /**
+   * Re-seed a replica whose history diverged (an old primary with transactions nobody
+   * acknowledged) from the primary, keeping the primary writable; absent = the
+   * server re-seeds itself (Redis: a full sync).
+   */
+  rebuild?(replica: Addr, primary: Addr, c: HookContext): Promise<void>;
 }
 
 export interface ContainerTemplate {

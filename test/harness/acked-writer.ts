@@ -77,10 +77,13 @@ export class AckedWriter {
 
 export function mysqlWriter(opts: { host: string; port: number; user: string; password: string; database: string }, table = 'acked'): WriterBackend {
   let db: mysql.Connection | undefined;
+  let created = false;
   return {
     async connect() {
       db = await mysql.createConnection({ ...opts, connectTimeout: 5000 });
-      await db.query(`CREATE TABLE IF NOT EXISTS ${db.escapeId(table)} (id INT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`);
+      // Once: a DDL statement is binlogged even when the table exists.
+      if (!created) await db.query(`CREATE TABLE IF NOT EXISTS ${db.escapeId(table)} (id INT PRIMARY KEY, at TIMESTAMP(6) DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB`);
+      created = true;
     },
     async write(id) {
       // autocommit: the INSERT returns after COMMIT (and the semi-sync acknowledgement).

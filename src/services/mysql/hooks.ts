@@ -72,6 +72,20 @@ async function probe(at: Addr, c: HookContext): Promise<Probe> {
   }
 }
 
+/** Runs a dump's statements (each ends with ";\n"; values never contain a raw newline: they are escaped). */
+async function applyDump(db: Connection, stream: Readable): Promise<void> {
+  await db.query('USE app');
+  let buf = '';
+  for await (const chunk of stream) {
+    buf += String(chunk);
+    let i: number;
+    while ((i = buf.indexOf(';\n')) >= 0) {
+      await db.query(buf.slice(0, i));
+      buf = buf.slice(i + 2);
+    }
+  }
+}
+
 export const mysqlHooks: Hooks = {
   probe,
 
@@ -136,8 +150,11 @@ export const mysqlHooks: Hooks = {
   /** A logical dump of the `app` database taken in one consistent snapshot, and the GTID position it ends at. */
   async backup(at, c) {
     const db = await connect(at, c);
+    // The snapshot and its GTID position together (what mysqldump --master-data does): writes pause for milliseconds.
+    await db.query('FLUSH TABLES WITH READ LOCK');
     await db.query('START TRANSACTION WITH CONSISTENT SNAPSHOT');
-    const [pos] = await rows(db, "SHOW STATUS LIKE 'binlog_snapshot_gtid'").catch(() => [] as RowDataPacket[]);
+    const [pos] = await rows(db, 'SELECT @@gtid_binlog_pos AS Value');
+    await db.query('UNLOCK TABLES');
     const tables = (await rows(db, "SELECT TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' AND TABLE_TYPE = 'BASE TABLE'")).map((r) => String(r.t));
     async function* dump(): AsyncGenerator<string> {
       try {
@@ -159,16 +176,27 @@ export const mysqlHooks: Hooks = {
   async restore(at, c, stream) {
     await withConn(at, c, async (db) => {
       await db.query('CREATE DATABASE IF NOT EXISTS app');
-      await db.query('USE app');
-      let buf = '';
-      for await (const chunk of stream) {
-        buf += String(chunk);
-        let i: number;
-        while ((i = buf.indexOf(';\n')) >= 0) {
-          await db.query(buf.slice(0, i));
-          buf = buf.slice(i + 2);
-        }
-      }
+      await applyDump(db, stream);
     });
+  },
+
+  /**
+   * Drop the diverged history (its binlog and the app database) and load a consistent
+   * dump of the primary, not binlogged, then replicate from the dump's GTID position.
+   */
+  async rebuild(replica, primary, c) {
+    const { stream, position } = await mysqlHooks.backup(primary, c);
+    await withConn(replica, c, async (db) => {
+      await db.query('SET GLOBAL read_only = ON');
+      await db.query('STOP SLAVE');
+      await db.query('RESET SLAVE ALL');
+      await db.query('RESET MASTER');
+      await db.query('SET SESSION sql_log_bin = 0');
+      await db.query('DROP DATABASE IF EXISTS app');
+      await db.query('CREATE DATABASE app');
+      await applyDump(db, stream);
+      await db.query('SET GLOBAL gtid_slave_pos = ?', [position]);
+    });
+    await mysqlHooks.replicate(replica, primary, c);
   },
 };
