@@ -145,4 +145,35 @@ describe('mysql service: replication, write endpoint, failover', { timeout: 600_
     assert.ok(writer.failTimes.every((x) => x >= t0 && x <= t0 + (pause ?? 0)), `failures outside the pause: ${span}`);
     await ready((r) => r.replicas.find((x) => x.ordinal === oldPrimary)?.role === 'replica', 'the old primary follows the new one', 60_000);
   });
+
+  it('a replica whose history diverged is rebuilt from the primary and follows it again', async () => {
+    const creds = await c.admin.get<{ password: string; all: Record<string, string> }>('/v1/services/db/credentials');
+    const s = await get();
+    const victim = s.roles!.replicas.find((r) => r.role === 'replica')!.ordinal;
+    const ep = await c.endpoints('db');
+    const at = (ord: number) => ep.replicas.find((r) => r.ordinal === ord)!;
+    const conn = (ord: number, user = 'app', password = creds.password) =>
+      mysql.createConnection({ host: at(ord).host, port: at(ord).port, user, password, database: 'app' });
+    // A transaction only this replica has (root is not bound by read_only), then its link restarts: IO error 1236.
+    const root = await conn(victim, 'root', creds.all.admin);
+    await root.query('INSERT INTO acked_switchover (id) VALUES (-7)');
+    await root.query('STOP SLAVE');
+    await root.query('START SLAVE');
+    await root.end();
+    await until('the rebuild event', async () => {
+      const evs = await c.admin.get<{ reason: string }[]>('/v1/events?object=service/db');
+      return evs.some((e) => e.reason === 'Rebuilt');
+    }, 120_000, 500);
+    await ready(inSync(2), 'the rebuilt replica in sync', 60_000);
+    const ids = async (ord: number) => {
+      const db = await conn(ord);
+      try {
+        const [rows] = await db.query<mysql.RowDataPacket[]>('SELECT id FROM acked_switchover ORDER BY id');
+        return rows.map((r) => Number(r.id));
+      } finally {
+        await db.end();
+      }
+    };
+    assert.deepEqual(await ids(victim), await ids((await get()).roles!.primary!));
+  });
 });
