@@ -67,6 +67,10 @@ describe('service apply', () => {
     const names = (await admin.get<ServiceView[]>('/v1/services')).map((s) => s.name);
     assert.ok(!names.includes('new-ok') && !names.includes('dup'));
     await assert.rejects(admin.post('/v1/services/apply', { services: [] }), (e: unknown) => e instanceof InputError || e instanceof ServerError);
+    // Managed types (credentials, endpoints) and backup policies have their own routes.
+    await assert.rejects(admin.post('/v1/services/apply', { services: [{ name: 'db', type: 'mysql' }] }), (e: unknown) => e instanceof InputError && e.field === 'services/0/type');
+    await assert.rejects(admin.post('/v1/services/apply', { services: [{ name: 'bk', image: 'nginx', backup: { schedule: '0 2 * * *', target: 't' } }] }), (e: unknown) => e instanceof InputError && e.field === 'services/0/backup');
+    assert.equal((await admin.get<ServiceView[]>('/v1/services')).filter((s) => s.name === 'db' || s.name === 'bk').length, 0);
   });
 
   it('kiver service apply -f takes a YAML list (memory as 64Mi) and is idempotent', async () => {

@@ -4,6 +4,7 @@ import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import type { ApiContext } from './context.js';
 import { errorHandler } from './errors.js';
+import { serviceCatalogRoutes } from './routes/service-catalog.js';
 import { serviceRoutes } from './routes/services.js';
 import { nodeRoutes } from './routes/nodes.js';
 import { replicaRoutes } from './routes/replicas.js';
@@ -47,7 +48,7 @@ function authorize(p: Principal, method: string, path: string): void {
       if (agentRoute) throw new ForbiddenError('agent routes take a node credential, not an admin token');
       return;
     case 'viewer':
-      if (agentRoute || path.startsWith('/v1/tokens')) throw new ForbiddenError('a viewer token may not read this');
+      if (agentRoute || path.startsWith('/v1/tokens') || /^\/v1\/services\/[^/]+\/credentials/.test(path)) throw new ForbiddenError('a viewer token may not read this');
       if (method !== 'GET' && method !== 'HEAD') throw new ForbiddenError('a viewer token is read-only');
       return;
     case 'agent':
@@ -119,6 +120,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
     reply.header('content-type', 'text/javascript; charset=utf-8').send(PORTAL_JS));
 
   serviceRoutes(app, ctx);
+  serviceCatalogRoutes(app, ctx);
   nodeRoutes(app, ctx);
   replicaRoutes(app, ctx);
   eventRoutes(app, ctx);

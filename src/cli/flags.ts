@@ -136,3 +136,14 @@ export function parseSecretArg(v: string, field: string): string {
     throw new InputError(`--${field}: cannot read ${v.slice(1)} (${(err as NodeJS.ErrnoException).code})`, field);
   }
 }
+
+/** Repeated `--param name=value` → a record of text values (the server checks names and ranges per type). */
+export function parseParams(pairs: string[], field = 'param'): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    if (i <= 0) throw new InputError(`--${field}: expected name=value, got ${JSON.stringify(p)}`, field);
+    out[p.slice(0, i)] = p.slice(i + 1);
+  }
+  return out;
+}

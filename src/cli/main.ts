@@ -3,6 +3,7 @@ import { KiverError } from '../errors.js';
 import { EXIT, EXIT_HELP, exitCodeOf } from './exit-codes.js';
 import { printErr } from './output.js';
 import { registerImage } from './image.js';
+import { registerCatalog } from './catalog.js';
 import { registerAdmin } from './admin.js';
 import { registerUp } from '../cmd/up.js';
 import { registerServer } from '../cmd/server.js';
@@ -36,6 +37,7 @@ export function buildProgram(): Command {
   registerServer(program);
   registerAgent(program);
   registerService(program);
+  registerCatalog(program);
   registerNodeInit(registerNode(program));
   registerEvents(program);
   registerMachine(program);

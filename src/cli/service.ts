@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
 import { age, format, formatBytes, print, printErr, table } from './output.js';
-import { collect, parseBackupPolicy, parseBytes, parseInteger, parseLabels, parseNumber, parseOnNodeLost } from './flags.js';
+import { collect, parseBackupPolicy, parseBytes, parseInteger, parseLabels, parseNumber, parseOnNodeLost, parseParams } from './flags.js';
+import { registerServiceCatalog, roleCells } from './service-catalog.js';
 import { InputError, UnavailableError } from '../errors.js';
 import { DEFAULTS, MAX_APPLY, type ServiceView } from '../model/service.js';
 import { parse as parseYaml } from 'yaml';
@@ -49,10 +50,10 @@ function endpoint(r: ReplicaView): string {
   return r.ports.map((p) => `${p.host}->${p.container}`).join(',') || '-';
 }
 
-function replicaTable(rs: ReplicaView[]): string {
+function replicaTable(rs: ReplicaView[], roles?: ServiceView['roles']): string {
   return table(
-    rs.map((r) => [r.id, r.node || '-', r.state, r.restartCount, (r.containerId ?? '').slice(0, 12) || '-', endpoint(r), age(r.startedAt), r.lastError ?? '']),
-    ['REPLICA', 'NODE', 'STATE', 'RESTARTS', 'CONTAINER', 'PORTS', 'UP', 'LAST ERROR'],
+    rs.map((r) => [r.id, r.node || '-', r.state, ...(roles ? roleCells(roles, r.ordinal) : []), r.restartCount, (r.containerId ?? '').slice(0, 12) || '-', endpoint(r), age(r.startedAt), r.lastError ?? '']),
+    ['REPLICA', 'NODE', 'STATE', ...(roles ? ['ROLE', 'LAG'] : []), 'RESTARTS', 'CONTAINER', 'PORTS', 'UP', 'LAST ERROR'],
   );
 }
 
@@ -69,7 +70,7 @@ function serviceTable(ss: ServiceView[]): string {
 function detail(s: ServiceView): string {
   const lines = [
     `Name:        ${s.name}`,
-    `Image:       ${s.spec.image}`,
+    `Image:       ${s.spec.image}${s.spec.type ? `  (type ${s.spec.type}${s.roles ? `, ${s.roles.phase}` : ''})` : ''}`,
     `Command:     ${s.spec.command.length ? JSON.stringify(s.spec.command) : '(image default)'}`,
     `Replicas:    ${s.status.running} running / ${s.status.desired} desired (${s.status.updated} at generation ${s.generation})`,
     `CPU:         ${s.spec.cpu} (${s.spec.cpuPolicy})`,
@@ -80,7 +81,7 @@ function detail(s: ServiceView): string {
     s.spec.constraints ? `Constraints: ${Object.entries(s.spec.constraints).map(([k, v]) => `${k}=${v}`).join(', ')}` : '',
     s.deleting ? 'Status:      deleting' : '',
     '',
-    replicaTable(s.replicas),
+    replicaTable(s.replicas, s.roles),
   ];
   return lines.filter((l, i) => l !== '' || i === 11).join('\n');
 }
@@ -109,7 +110,9 @@ export function registerService(program: Command): void {
 
   svc.command('create <name>')
     .description('create a service (default 3 replicas, spread over nodes)')
-    .requiredOption('--image <ref>', 'container image, e.g. kiver/redis:latest')
+    .option('--type <type>', 'app (default: your --image) | mysql | redis (managed: primary + replicas, failover; see kiver catalog ls)')
+    .option('--param <name=value>', "a parameter of the type, e.g. max_connections=500 (repeatable)", collect, [])
+    .option('--image <ref>', 'container image, e.g. kiver/redis:latest (type app)')
     .option('--cmd <command>', 'command, run with /bin/sh -c')
     .option('--replicas <n>', `replica count (default ${DEFAULTS.replicas})`)
     .option('--cpu <cores>', `CPU cores per replica, reserved by the scheduler; with shares also the weight (default ${DEFAULTS.cpu})`)
@@ -131,7 +134,10 @@ export function registerService(program: Command): void {
     .action(async (name: string, o, cmd: Command) => {
       const constraints = parseLabels(o.constraint, 'constraint');
       // Only what the user gave: defaults live on the server (model/service.ts applyDefaults).
-      const body: Record<string, unknown> = { name, image: o.image };
+      const body: Record<string, unknown> = { name };
+      if (o.image !== undefined) body.image = o.image;
+      if (o.type !== undefined) body.type = o.type;
+      if (o.param.length) body.params = parseParams(o.param);
       if (o.cmd) body.command = ['/bin/sh', '-c', o.cmd];
       if (o.env.length) body.env = parseEnv(o.env);
       if (o.secretEnv.length) body.secretEnv = parseSecretEnv(o.secretEnv);
@@ -162,6 +168,7 @@ export function registerService(program: Command): void {
       }
       print(cmd, total, () => `${total.created.length} created, ${total.updated.length} updated, ${total.unchanged.length} unchanged`);
     });
+  registerServiceCatalog(svc);
 
   svc.command('ls').alias('list').description('list services').action(async (_o, cmd: Command) => {
     const ss = await clientFromEnv().get<ServiceView[]>('/v1/services');

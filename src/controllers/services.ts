@@ -59,7 +59,10 @@ interface Entry<T> {
 
 export function requestFor(svc: Service): PlacementRequest {
   const s = svc.spec;
-  return { service: s.name, cpu: s.cpu, cpuPolicy: s.cpuPolicy, memory: s.memory, ports: s.ports, constraints: s.constraints };
+  return {
+    service: s.name, cpu: s.cpu, cpuPolicy: s.cpuPolicy, memory: s.memory, ports: s.ports, constraints: s.constraints,
+    ...(s.type && s.type !== 'app' ? { distinct: true } : {}),
+  };
 }
 
 export function containerSpecFor(svc: Service, p: Placement): ContainerSpec {

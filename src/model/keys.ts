@@ -42,4 +42,8 @@ export const K = {
   restores: '/kiver/restores/',
   backupPolicy: (service: string) => `/kiver/backup-policies/${service}`,
   backupPolicies: '/kiver/backup-policies/',
+  /** Catalog services (src/services/): generated credentials, sealed; roles written by the role controller. */
+  serviceCredentials: (name: string) => `/kiver/service-credentials/${name}`,
+  serviceRoles: (name: string) => `/kiver/service-roles/${name}`,
+  serviceRolesAll: '/kiver/service-roles/',
 } as const;

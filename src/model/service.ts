@@ -2,6 +2,17 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ENV_NAME, IMAGE_REF, LABEL_KEY, LABEL_VALUE, SERVICE_NAME } from './names.js';
 import { ReplicaView } from './replica.js';
 import { PolicySet } from './backup.js';
+import { ServiceRoles } from './service-roles.js';
+
+/** Catalog types (src/services/): app = your image; mysql and redis = managed, replicated. */
+export const ServiceTypeName = Type.Union([Type.Literal('app'), Type.Literal('mysql'), Type.Literal('redis')], {
+  description: 'app (default: your image) | mysql | redis (managed: primary + replicas, failover); see GET /v1/catalog',
+});
+const ParamsField = Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' }), Type.Union([Type.String({ maxLength: 256 }), Type.Number(), Type.Boolean()]), {
+  maxProperties: 64, additionalProperties: false, description: "the type's parameters, e.g. {\"max_connections\": 500}; unknown or out of range → 400",
+});
+/** Where a managed service's clients connect: ports every server proxies (write → primary, read → replicas). */
+export const EndpointPorts = Type.Object({ write: Type.Integer(), read: Type.Integer() });
 
 export const CpuPolicy = Type.Union([Type.Literal('shares'), Type.Literal('cpuset'), Type.Literal('quota')], {
   description: 'shares (default: relative weight), cpuset (exclusive whole cores), quota (hard CFS limit)',
@@ -76,6 +87,9 @@ export const ServiceCreate = Type.Object(
   {
     name: Type.String({ pattern: SERVICE_NAME, description: 'DNS label, at most 40 characters' }),
     ...ServiceFields,
+    image: Type.Optional(ServiceFields.image),
+    type: Type.Optional(ServiceTypeName),
+    params: Type.Optional(ParamsField),
     constraints: Type.Optional(Constraints),
     /** Scheduled backups (stored as the service's backup policy, not in its spec). */
     backup: Type.Optional(PolicySet),
@@ -126,6 +140,12 @@ export const ServiceSpec = Type.Object({
   constraints: Type.Optional(Constraints),
   /** Disconnect policy; absent in specs stored before it existed (see nodeLostPolicy). */
   onNodeLost: Type.Optional(OnNodeLost),
+  /** Catalog type; absent = app. */
+  type: Type.Optional(ServiceTypeName),
+  /** The type's parameters, validated and with defaults. */
+  params: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]))),
+  /** Managed types: the client endpoint ports. */
+  endpoints: Type.Optional(EndpointPorts),
 });
 export type ServiceSpec = Static<typeof ServiceSpec>;
 
@@ -177,7 +197,7 @@ export function checkServiceSpec(spec: ServiceSpec, ports: PortPolicy = { reserv
 export function applyDefaults(c: ServiceCreate): ServiceSpec {
   return {
     name: c.name,
-    image: c.image,
+    image: c.image ?? '',
     command: c.command ?? [],
     env: c.env ?? {},
     secretEnv: c.secretEnv ?? {},
@@ -189,6 +209,7 @@ export function applyDefaults(c: ServiceCreate): ServiceSpec {
     localData: c.localData ?? false,
     ...(c.constraints && Object.keys(c.constraints).length > 0 ? { constraints: c.constraints } : {}),
     onNodeLost: nodeLostPolicy({ onNodeLost: c.onNodeLost, localData: c.localData ?? false }),
+    ...(c.type && c.type !== 'app' ? { type: c.type } : {}),
   };
 }
 
@@ -210,5 +231,7 @@ export const ServiceView = Type.Object({
   spec: ServiceSpec,
   status: Type.Object({ desired: Type.Integer(), running: Type.Integer(), pending: Type.Integer(), updated: Type.Integer(), restarts: Type.Integer() }),
   replicas: Type.Array(ReplicaView),
+  /** Managed types: each replica's role and lag (the role controller's last view). */
+  roles: Type.Optional(ServiceRoles),
 });
 export type ServiceView = Static<typeof ServiceView>;

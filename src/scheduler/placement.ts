@@ -30,6 +30,8 @@ export interface PlacementRequest {
   ports: { container: number; host?: number; protocol?: 'tcp' | 'udp' }[];
   /** Label selector: a node qualifies only if it carries every key with exactly this value. */
   constraints?: Readonly<Record<string, string>>;
+  /** Hard anti-affinity: never two replicas of the service on one node (replicated databases). */
+  distinct?: boolean;
 }
 
 export interface Placement {
@@ -181,6 +183,10 @@ export function place(nodes: readonly NodeCandidate[], req: PlacementRequest, op
     }
     const s = score(node, a, needs);
     if (hostsService(a, req.service)) {
+      if (req.distinct) {
+        reasons.set('already hosts a replica of the service', (reasons.get('already hosts a replica of the service') ?? 0) + 1);
+        continue;
+      }
       if (s > fallbackScore || (s === fallbackScore && fallback >= 0 && node.name < nodes[fallback].name)) {
         fallback = at;
         fallbackScore = s;

@@ -32,6 +32,8 @@ import { StoreProbe } from '../store/probe.js';
 import { BackupJobs } from '../backup/jobs.js';
 import { BackupController, type BackupControllerOptions } from '../backup/controller.js';
 import { backupMetrics } from '../backup/metrics.js';
+import { RoleController, type RoleControllerOptions } from '../services/role-controller.js';
+import { ServiceEndpoints } from '../services/endpoints.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -57,6 +59,8 @@ export interface ServerOptions {
   healthIntervalMs?: number;
   /** Backup schedules' clock and tick (tests), stale-job timeout. */
   backups?: BackupControllerOptions;
+  /** Managed services (src/services/): probe period and failover threshold of the role controller. */
+  roles?: RoleControllerOptions;
   log?: Logger;
 }
 
@@ -77,6 +81,8 @@ export class KiverServer {
     private readonly probe: StoreProbe,
     readonly auth: TokenAuth,
     readonly backups: BackupController,
+    readonly roles: RoleController,
+    private readonly endpoints: ServiceEndpoints,
   ) {}
 
   static async start(opts: ServerOptions): Promise<KiverServer> {
@@ -129,14 +135,20 @@ export class KiverServer {
     const serially = (fn: () => void | Promise<void>) => {
       transition = transition.then(fn).catch((err) => log.warn({ err: (err as Error).message }, 'controller start/stop failed'));
     };
+    const roles = new RoleController(store, cache, events, secrets, log, () => election.fence(), opts.roles);
+    // Every server serves the managed services' endpoints on its own host (see services/endpoints.ts).
+    const endpoints = new ServiceEndpoints(cache, host, log);
+    endpoints.start();
     election.on('elected', () => serially(() => {
       if (!election.isLeader) return;
+      roles.start();
       controller.start();
       nodeController.start();
       machines.startReaper();
       backupController.start();
     }));
     election.on('deposed', () => serially(async () => {
+      await roles.stop();
       nodeController.stop();
       machines.stopReaper();
       await backupController.stop();
@@ -146,7 +158,7 @@ export class KiverServer {
     const pruneTimer = setInterval(() => election.isLeader && void events.prune(), 60_000).unref();
     const monitor = await ServerMonitor.start(store, cache, me, health, Math.max(opts.leaderTtl ?? 10, 10), opts.healthIntervalMs ?? 15_000);
     log.info({ url }, 'kiver server listening');
-    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor, probe, auth, backupController);
+    return new KiverServer(store, cache, controller, nodeController, app, tokens, url, events, pruneTimer, election, machines, monitor, probe, auth, backupController, roles, endpoints);
   }
 
   /**
@@ -172,6 +184,8 @@ export class KiverServer {
     await this.backups.stop();
     backupMetrics.remove(this.cache);
     this.nodeController.stop();
+    await this.roles.stop();
+    await this.endpoints.stop();
     await this.controller.stop();
     await this.app.close();
     await this.cache.stop();

@@ -33,6 +33,10 @@ function canonical(v: unknown): string {
 export async function applyServices(ctx: ApiContext, entries: ServiceCreate[], check: (spec: ServiceSpec) => void): Promise<{ created: string[]; updated: string[]; unchanged: string[] }> {
   const specs = entries.map((e, i) => {
     try {
+      // Managed types need generated credentials and endpoint ports, and a backup policy its
+      // own checks: both go through POST /v1/services (and kiver backup policy set) for now.
+      if (e.type !== undefined && e.type !== 'app') throw new InputError(`type: ${e.type} services are created one at a time (POST /v1/services); apply takes app services`, 'type');
+      if (e.backup !== undefined) throw new InputError('backup: set backup policies with PUT /v1/backup-policies/NAME (kiver backup policy set), not in apply', 'backup');
       const spec = applyDefaults(e);
       check(spec);
       return spec;
@@ -84,6 +88,7 @@ async function plan(ctx: ApiContext, spec: ServiceSpec, i: number): Promise<Plan
   }
   const svc = JSON.parse(cur.value) as Service;
   if (svc.deleting) throw new InputError(`services/${i}/name: service ${spec.name} is being deleted`, `services/${i}/name`);
+  if (svc.spec.type !== undefined && svc.spec.type !== 'app') throw new InputError(`services/${i}/name: ${spec.name} is a ${svc.spec.type} service; apply changes app services only`, `services/${i}/name`);
   // Sealed values differ on every seal: compare what they open to.
   const stored: ServiceSpec = { ...svc.spec, secretEnv: openEnv(ctx.secrets, spec.name, svc.spec.secretEnv ?? {}) };
   if (canonical(stored) === canonical(spec)) return { name: spec.name, kind: 'unchanged', compare: { key, modRevision: cur.modRevision } };

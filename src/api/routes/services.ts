@@ -10,11 +10,14 @@ import {
 } from '../../model/service.js';
 import { ReplicaView } from '../../model/replica.js';
 import { createJson, getJson, listJson, updateJson } from '../../store/json.js';
-import { InputError, NotFoundError } from '../../errors.js';
+import { ConflictError, InputError, NotFoundError } from '../../errors.js';
 import { replicaViews, serviceView } from '../views.js';
 import { sealEnv } from '../../secrets.js';
 import { checkBackupPolicy, putPolicy } from './backups.js';
 import { applyServices } from './service-apply.js';
+import type { ServiceRoles } from '../../model/service-roles.js';
+import { prepareCreate } from '../../services/create.js';
+import { managedType } from '../../services/catalog.js';
 
 const NameParams = Type.Object({ name: Type.String({ pattern: SERVICE_NAME }) }, { additionalProperties: false });
 const DeleteQuery = Type.Object({ purge: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
@@ -38,18 +41,26 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   async function view(name: string) {
     const svc = await getJson<Service>(store, K.service(name));
     if (!svc) throw new NotFoundError(`service ${name} not found`);
-    return serviceView(svc.value, await replicaViews(store, name));
+    const roles = await getJson<ServiceRoles>(store, K.serviceRoles(name));
+    return { ...serviceView(svc.value, await replicaViews(store, name)), ...(roles ? { roles: roles.value } : {}) };
   }
 
   app.post('/v1/services', { schema: { tags: ['services'], summary: 'Create a service', body: ServiceCreate, response: { 201: ServiceView } } }, async (req, reply) => {
-    const spec = applyDefaults(req.body as ServiceCreate);
+    const prepared = await prepareCreate(store, ctx.secrets, req.body as ServiceCreate);
+    const spec = { ...applyDefaults(prepared.create), ...prepared.extra };
     check(spec);
     const backup = (req.body as ServiceCreate).backup;
     if (backup) await checkBackupPolicy(ctx, spec.name, backup, 'backup/'); // before anything is stored
     spec.secretEnv = sealEnv(ctx.secrets, spec.name, spec.secretEnv);
     const now = new Date().toISOString();
     const svc: Service = { spec, uid: randomUUID(), generation: 1, createdAt: now, updatedAt: now };
-    await createJson(store, K.service(spec.name), svc, `service ${spec.name}`);
+    if (prepared.puts.length === 0) await createJson(store, K.service(spec.name), svc, `service ${spec.name}`);
+    else {
+      // The service and its credentials together, or neither.
+      const keys = [K.service(spec.name), ...prepared.puts.map((o) => (o.type === 'put' ? o.key : ''))];
+      const res = await store.txn({ compare: keys.map((key) => ({ key, modRevision: 0 })), success: [{ type: 'put', key: keys[0], value: JSON.stringify(svc) }, ...prepared.puts] });
+      if (!res.succeeded) throw new ConflictError(`service ${spec.name} already exists`);
+    }
     if (backup) await putPolicy(ctx, spec.name, backup);
     await ctx.events.record(`service/${spec.name}`, 'Normal', 'Created', `service ${spec.name} created with ${spec.replicas} replicas of ${spec.image}`);
     return reply.status(201).send(serviceView(svc, []));
@@ -83,6 +94,13 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const patch = req.body as ServiceUpdate;
     await updateJson<Service>(store, K.service(name), `service ${name}`, (svc) => {
       if (svc.deleting) throw new InputError(`service ${name} is being deleted`, 'name');
+      const t = managedType(svc.spec.type);
+      for (const f of ['image', 'command', 'ports', 'secretEnv'] as const) {
+        if (t && patch[f] !== undefined) throw new InputError(`${f}: set by type ${t.name}`, f);
+      }
+      if (t && patch.replicas !== undefined && (patch.replicas < t.replicas.min || patch.replicas > t.replicas.max)) {
+        throw new InputError(`replicas: type ${t.name} needs ${t.replicas.min}..${t.replicas.max} replicas, got ${patch.replicas}`, 'replicas');
+      }
       const spec: ServiceSpec = { ...svc.spec, ...patch } as ServiceSpec;
       check(spec);
       if (patch.secretEnv) spec.secretEnv = sealEnv(ctx.secrets, name, patch.secretEnv);
@@ -99,6 +117,10 @@ export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const { replicas } = req.body as { replicas: number };
     await updateJson<Service>(store, K.service(name), `service ${name}`, (svc) => {
       if (svc.deleting) throw new InputError(`service ${name} is being deleted`, 'name');
+      const t = managedType(svc.spec.type);
+      if (t && (replicas < t.replicas.min || replicas > t.replicas.max)) {
+        throw new InputError(`replicas: type ${t.name} needs ${t.replicas.min}..${t.replicas.max} replicas, got ${replicas}`, 'replicas');
+      }
       return { ...svc, spec: { ...svc.spec, replicas }, updatedAt: new Date().toISOString() };
     });
     await ctx.events.record(`service/${name}`, 'Normal', 'Scaled', `service ${name} scaled to ${replicas}`);
