@@ -172,6 +172,12 @@ describe('token auth', () => {
     const stale = await bootstrapTokens(new TokenAuth(store), dir);
     assert.equal(stale.join, first.join, 'the stale file is left as it is, not re-minted');
     assert.equal((await auth.verify(token))?.role, 'agent', 'the rotated token still works');
+    // The admin file lost (the store still has the record): a new admin token is minted and written.
+    rmSync(first.adminTokenFile);
+    const lost = await bootstrapTokens(new TokenAuth(store), dir);
+    assert.notEqual(lost.admin, first.admin);
+    assert.equal(readFileSync(lost.adminTokenFile, 'utf8').trim(), lost.admin);
+    assert.deepEqual(await new TokenAuth(store).verify(lost.admin), { id: 'admin', role: 'admin' });
     // A new store (files from an old cluster): tokens of the right role are minted and written.
     const fresh = memStore(t);
     writeFileSync(first.adminTokenFile, first.join);
