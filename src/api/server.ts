@@ -16,6 +16,7 @@ import { UnauthenticatedError, ForbiddenError, UnavailableError } from '../error
 import { registry, metrics } from '../metrics.js';
 import type { Principal } from './auth.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { poolRoutes } from './routes/pools.js';
 import { PORTAL_HTML, PORTAL_JS } from '../portal/page.js';
 
 /** No token: health, metrics, and the portal's static page and script (they hold no data). */
@@ -125,6 +126,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   agentRoutes(app, ctx);
   tokenRoutes(app, ctx);
   monitoringRoutes(app, ctx);
+  poolRoutes(app, ctx);
   await machineRoutes(app, ctx);
   return app;
 }
