@@ -13,6 +13,7 @@ import { registerNodeInit } from '../cmd/node-init.js';
 import { registerSnapshot } from '../cmd/snapshot.js';
 import { registerMonitoring } from '../cmd/monitoring.js';
 import { registerService } from './service.js';
+import { registerPool } from './pool.js';
 import { registerNode, registerEvents } from './node.js';
 import { registerMachine } from './machine.js';
 import { registerToken } from './token.js';
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerServer(program);
   registerAgent(program);
   registerService(program);
+  registerPool(program);
   registerNodeInit(registerNode(program));
   registerEvents(program);
   registerMachine(program);

@@ -49,6 +49,15 @@ export const Constraints = Type.Record(Type.String({ pattern: LABEL_KEY }), Type
   description: 'node labels a replica needs, e.g. {"zone": "eu-1"}; a replica no node matches stays pending',
 });
 
+/** Fixed IPs (src/ipam/), set at create: the app whose pools the service also draws from, the grace, pinned addresses. */
+export const NetworkFields = {
+  app: Type.Optional(Type.String({ pattern: SERVICE_NAME, description: "the app this service belongs to: its replicas take addresses from the service's pools, then the app's, then global pools" })),
+  ipGraceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 86400, description: 'how long a deleted replica identity keeps its address for a re-created service of the same name (default 600)' })),
+  ips: Type.Optional(Type.Record(Type.String({ pattern: '^(0|[1-9][0-9]{0,3})$' }), Type.String({ maxLength: 64 }), {
+    maxProperties: MAX_REPLICAS, additionalProperties: false, description: 'pinned address per ordinal, e.g. {"0": "10.1.0.5"}',
+  })),
+};
+
 /** What a user may change; create takes name + these. */
 export const ServiceFields = {
   image: Type.String({ pattern: IMAGE_REF, maxLength: 255, description: 'image reference, e.g. kiver/redis:latest' }),
@@ -74,6 +83,7 @@ export const ServiceCreate = Type.Object(
     name: Type.String({ pattern: SERVICE_NAME, description: 'DNS label, at most 40 characters' }),
     ...ServiceFields,
     constraints: Type.Optional(Constraints),
+    ...NetworkFields,
   },
   { additionalProperties: false },
 );
@@ -121,6 +131,7 @@ export const ServiceSpec = Type.Object({
   constraints: Type.Optional(Constraints),
   /** Disconnect policy; absent in specs stored before it existed (see nodeLostPolicy). */
   onNodeLost: Type.Optional(OnNodeLost),
+  ...NetworkFields,
 });
 export type ServiceSpec = Static<typeof ServiceSpec>;
 
@@ -184,6 +195,9 @@ export function applyDefaults(c: ServiceCreate): ServiceSpec {
     localData: c.localData ?? false,
     ...(c.constraints && Object.keys(c.constraints).length > 0 ? { constraints: c.constraints } : {}),
     onNodeLost: nodeLostPolicy({ onNodeLost: c.onNodeLost, localData: c.localData ?? false }),
+    ...(c.app ? { app: c.app } : {}),
+    ...(c.ipGraceSeconds !== undefined ? { ipGraceSeconds: c.ipGraceSeconds } : {}),
+    ...(c.ips && Object.keys(c.ips).length > 0 ? { ips: c.ips } : {}),
   };
 }
 

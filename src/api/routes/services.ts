@@ -13,6 +13,7 @@ import { createJson, getJson, listJson, updateJson } from '../../store/json.js';
 import { InputError, NotFoundError } from '../../errors.js';
 import { replicaViews, serviceView } from '../views.js';
 import { sealEnv } from '../../secrets.js';
+import { checkPins } from '../../ipam/service-fields.js';
 
 const NameParams = Type.Object({ name: Type.String({ pattern: SERVICE_NAME }) }, { additionalProperties: false });
 const DeleteQuery = Type.Object({ purge: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
@@ -20,7 +21,7 @@ const DeleteQuery = Type.Object({ purge: Type.Optional(Type.Boolean()) }, { addi
 export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx;
   const check = (spec: ServiceSpec): void => {
-    const bad = checkServiceSpec(spec, ctx.hostPorts);
+    const bad = checkServiceSpec(spec, ctx.hostPorts) ?? checkPins(spec);
     if (bad) throw new InputError(`${bad[0]}: ${bad[1]}`, bad[0]);
   };
 
