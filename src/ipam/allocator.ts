@@ -23,7 +23,7 @@ export interface Owner {
 }
 
 export type Allocation =
-  | { ok: true; binding: Binding; pool: Pool }
+  | { ok: true; binding: Binding; pool: Pool; fresh?: true }
   | { ok: false; reason: string; tried: string[] };
 
 interface PoolHint {
@@ -108,7 +108,7 @@ export class Ipam {
           raced = true;
           break;
         }
-        if (r !== 'full') return { ok: true, binding: r, pool };
+        if (r !== 'full') return { ok: true, binding: r, pool, fresh: true };
       }
       if (raced) continue;
       if (owner.pin) {

@@ -12,6 +12,8 @@ import { makeDataDirPrivate } from './data-dir.js';
 import { StoreCache } from '../controllers/cache.js';
 import { NodeIndex } from '../controllers/node-index.js';
 import { ServiceController } from '../controllers/services.js';
+import { Ipam } from '../ipam/allocator.js';
+import { IpamReclaimer, addressSource } from '../ipam/reclaimer.js';
 import { EventRecorder } from '../controllers/events.js';
 import { NodeController } from '../controllers/nodes.js';
 import { LeaderElection } from '../controllers/leader.js';
@@ -53,6 +55,8 @@ export interface ServerOptions {
   /** How often the health code on /metrics (kiver_health_code) is refreshed, ms (default 15 s). */
   healthIntervalMs?: number;
   log?: Logger;
+  /** How often the leader reclaims addresses whose owner is gone (default 5 s). */
+  ipamReclaimMs?: number;
 }
 
 export class KiverServer {
@@ -97,6 +101,9 @@ export class KiverServer {
     // The brake settles for one node grace: nodes that were only cut off heartbeat again within it.
     const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence(), { settleMs: nodeLeaseTtl * 1000 });
     const nodeController = new NodeController(cache, nodes, events);
+    const ipam = new Ipam(store, () => election.fence());
+    controller.addresses = addressSource(ipam);
+    const reclaimer = new IpamReclaimer(store, events, log, () => election.fence(), ipam, opts.ipamReclaimMs);
     const secrets = opts.secretKeyFile
       ? await SecretBox.loadOrCreate(dirname(opts.secretKeyFile), basename(opts.secretKeyFile))
       : await SecretBox.loadOrCreate(opts.dataDir, SERVICE_SECRET_KEY_FILE);
@@ -125,10 +132,12 @@ export class KiverServer {
       controller.start();
       nodeController.start();
       machines.startReaper();
+      reclaimer.start();
     }));
     election.on('deposed', () => serially(async () => {
       nodeController.stop();
       machines.stopReaper();
+      await reclaimer.stop();
       await controller.stop();
     }));
     await election.start();
