@@ -7,6 +7,7 @@
  * taken is only a hint that keeps retries few; the store decides.
  */
 import type { Compare, Store } from '../store/store.js';
+import { UnavailableError } from '../errors.js';
 import { K } from '../model/keys.js';
 import { DEFAULT_IP_GRACE_S, networkName, type AddressRecord, type Binding, type Pool, type ReplicaNetwork } from '../model/pool.js';
 import { formatAddress, parseAddress, sizeOf, type Interval } from './address.js';
@@ -30,10 +31,17 @@ interface PoolHint {
   uid: string;
   space: Interval[];
   size: bigint;
+  /** Every address of a small pool, formatted once (picks then compare strings only). */
+  all?: string[];
   used: Set<string>;
   inflight: Set<string>;
   loaded?: Promise<void>;
+  /** Claims lost to another server since the last load: past a few, re-read what is taken. */
+  conflicts: number;
 }
+
+/** Pools up to this size keep their address list in memory. */
+const SMALL_POOL = 1 << 17;
 
 /** How far one pick scans before giving up on a pool it believes full (an IPv6 /64 is never walked). */
 const MAX_SCAN = 1 << 20;
@@ -49,11 +57,15 @@ export function replicaNetwork(pool: Pool, ip: string): ReplicaNetwork {
 
 export class Ipam {
   private readonly hints = new Map<string, PoolHint>();
+  private inFlight = 0;
+  private readonly queue: (() => void)[] = [];
 
   constructor(
     private readonly store: Store,
     /** The leader fence (controllers' writes); none for tests and benchmarks. */
     private readonly fence?: () => Compare | undefined,
+    /** Claims in flight against the store at once; more callers queue (a burst must not swamp etcd past its deadlines). */
+    private readonly maxInFlight = 64,
   ) {}
 
   private fenced(compare: Compare[]): Compare[] {
@@ -79,6 +91,29 @@ export class Ipam {
    * name takes it back), or a new one. undefined when no pool serves it (no fixed IP).
    */
   async ensure(owner: Owner): Promise<Allocation | undefined> {
+    if (this.inFlight >= this.maxInFlight) await new Promise<void>((r) => this.queue.push(r));
+    this.inFlight++;
+    try {
+      return await this.ensureNow(owner);
+    } finally {
+      this.inFlight--;
+      this.queue.shift()?.();
+    }
+  }
+
+  private async ensureNow(owner: Owner): Promise<Allocation | undefined> {
+    // A store call that timed out may or may not have applied: the loop re-reads the owner key, which says.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.ensureOnce(owner);
+      } catch (err) {
+        if (!(err instanceof UnavailableError) || attempt >= 10) throw err;
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      }
+    }
+  }
+
+  private async ensureOnce(owner: Owner): Promise<Allocation | undefined> {
     const key = K.ipOwner(owner.service, owner.ordinal);
     for (let attempt = 0; attempt < 20; attempt++) {
       const cur = await this.store.get(key);
@@ -125,7 +160,9 @@ export class Ipam {
     let h = this.hints.get(pool.name);
     if (!h || h.uid !== pool.uid) {
       const sp = space(pool);
-      h = { uid: pool.uid, space: sp, size: sizeOf(sp), used: new Set(), inflight: new Set() };
+      const size = sizeOf(sp);
+      h = { uid: pool.uid, space: sp, size, used: new Set(), inflight: new Set(), conflicts: 0 };
+      if (size <= BigInt(SMALL_POOL)) h.all = sp.flatMap((iv) => Array.from({ length: Number(iv.hi - iv.lo + 1n) }, (_, i) => formatAddress(pool.family, iv.lo + BigInt(i))));
       this.hints.set(pool.name, h);
     }
     return h;
@@ -133,6 +170,7 @@ export class Ipam {
 
   private load(pool: Pool, h: PoolHint, again = false): Promise<void> {
     if (!h.loaded || again) {
+      h.conflicts = 0;
       h.loaded = this.store.list(K.ipsOf(pool.name)).then((res) => {
         h.used = new Set(res.kvs.map((kv) => kv.key.slice(K.ipsOf(pool.name).length)));
       });
@@ -143,6 +181,15 @@ export class Ipam {
 
   /** A free-looking address from a random start (spreads concurrent claimers), or undefined. */
   private pick(pool: Pool, h: PoolHint): string | undefined {
+    if (h.all) {
+      const n = h.all.length;
+      const start = Math.floor(Math.random() * n);
+      for (let k = 0; k < n; k++) {
+        const ip = h.all[(start + k) % n];
+        if (!h.used.has(ip) && !h.inflight.has(ip)) return ip;
+      }
+      return undefined;
+    }
     const total = h.size;
     let start = randomBelow(total);
     let scanned = 0;
@@ -207,6 +254,7 @@ export class Ipam {
       const [own, p] = await Promise.all([this.store.get(ownerKey), this.store.get(K.pool(pool.name))]);
       if (own || p?.modRevision !== poolMod) return 'raced';
       h.used.add(ip);
+      if (++h.conflicts > 32) await this.load(pool, h, true);
       if (owner.pin) return 'full';
     }
   }
