@@ -111,8 +111,8 @@ describe('fixed IPs: pools API and allocation', () => {
   }
 
   it('every pool exhausted: the replica stays pending with an event naming every pool tried', async () => {
-    await admin.post('/v1/pools', { name: 'tiny', cidr: '10.70.0.0/30', scope: { service: 'stuck' } }); // 2 addresses
-    await admin.post('/v1/pools', { name: 'stuck-app', cidr: '10.71.0.0/30', ranges: ['10.71.0.1-10.71.0.1'], scope: { app: 'lab' } });
+    await admin.post('/v1/pools', { name: 'tiny', cidr: '10.70.0.0/29', ranges: ['10.70.0.2-10.70.0.3'], scope: { service: 'stuck' } });
+    await admin.post('/v1/pools', { name: 'stuck-app', cidr: '10.71.0.0/30', ranges: ['10.71.0.2-10.71.0.2'], scope: { app: 'lab' } });
     await admin.post('/v1/services', { name: 'stuck', image: 'kiver/busybox', replicas: 4, app: 'lab' });
     const s = await settle('stuck', (v) => v.status.running === 3 && v.status.pending === 1);
     assert.deepEqual(s.replicas.map((r) => r.pool ?? '-'), ['tiny', 'tiny', 'stuck-app', '-']);

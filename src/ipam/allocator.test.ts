@@ -17,7 +17,7 @@ const open = () => SqliteStore.open(join(dir, `s${n++}.db`));
 describe('allocator', () => {
   it('order: service pools, then app pools, then global; exhausted names every pool tried', async () => {
     const s = open();
-    await createPool(s, { name: 'svc', cidr: '10.1.0.0/30', scope: { service: 'web' } }); // 2 usable
+    await createPool(s, { name: 'svc', cidr: '10.1.0.0/29', ranges: ['10.1.0.2-10.1.0.3'], scope: { service: 'web' } });
     await createPool(s, { name: 'app', cidr: '10.2.0.0/24', ranges: ['10.2.0.10-10.2.0.10'], scope: { app: 'shop' } });
     await createPool(s, { name: 'glob', cidr: '10.3.0.0/24', ranges: ['10.3.0.5-10.3.0.5'], scope: { global: true } });
     await createPool(s, { name: 'other', cidr: '10.4.0.0/24', scope: { service: 'db' } });
@@ -79,7 +79,7 @@ describe('allocator', () => {
 
   it('1,000 concurrent claims on a pool of exactly 1,000 from two allocators: 1,000 distinct, then exhausted', async () => {
     const s = open();
-    await createPool(s, { name: 'g', cidr: '10.8.0.0/16', ranges: ['10.8.0.1-10.8.3.232'], scope: { global: true } });
+    await createPool(s, { name: 'g', cidr: '10.8.0.0/16', ranges: ['10.8.0.2-10.8.3.233'], scope: { global: true } });
     const [x, y] = [new Ipam(s), new Ipam(s)];
     const res = await Promise.all(Array.from({ length: 1000 }, (_, i) => (i % 2 ? x : y).ensure({ service: 's', ordinal: i, serviceUid: 'u' })));
     const ips = res.map((r) => (r?.ok ? r.binding.ip : `fail ${r?.ok === false ? r.reason : ''}`));

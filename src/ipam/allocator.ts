@@ -7,6 +7,7 @@
  * taken is only a hint that keeps retries few; the store decides.
  */
 import type { Compare, Store } from '../store/store.js';
+import { performance } from 'node:perf_hooks';
 import { UnavailableError } from '../errors.js';
 import { K } from '../model/keys.js';
 import { DEFAULT_IP_GRACE_S, networkName, type AddressRecord, type Binding, type Pool, type ReplicaNetwork } from '../model/pool.js';
@@ -40,6 +41,8 @@ interface PoolHint {
   conflicts: number;
 }
 
+const POOLS_TTL_MS = 1000;
+
 /** Pools up to this size keep their address list in memory. */
 const SMALL_POOL = 1 << 17;
 
@@ -65,8 +68,13 @@ export class Ipam {
     /** The leader fence (controllers' writes); none for tests and benchmarks. */
     private readonly fence?: () => Compare | undefined,
     /** Claims in flight against the store at once; more callers queue (a burst must not swamp etcd past its deadlines). */
-    private readonly maxInFlight = 64,
+    private readonly maxInFlight = 16,
+    /** Where the pools come from; default the store (re-read at most every second). */
+    private readonly source?: () => { pool: Pool; modRevision: number }[],
   ) {}
+
+  /** The pool list, re-read at most every POOLS_TTL_MS: a stale one only costs a retry (claims compare the pool's revision). */
+  private pools?: { at: number; list: Promise<{ pool: Pool; modRevision: number }[]> };
 
   private fenced(compare: Compare[]): Compare[] {
     if (!this.fence) return compare;
@@ -75,11 +83,20 @@ export class Ipam {
     return [...compare, f];
   }
 
+  /** Every pool: from the caller's source (the controller's watch cache, current in revision order) or the store. */
+  private async allPools(fresh: boolean): Promise<{ pool: Pool; modRevision: number }[]> {
+    if (this.source) return this.source();
+    if (fresh || !this.pools || performance.now() - this.pools.at > POOLS_TTL_MS) {
+      const list = this.store.list(K.pools).then((res) => res.kvs.map((kv) => ({ pool: JSON.parse(kv.value) as Pool, modRevision: kv.modRevision })));
+      this.pools = { at: performance.now(), list };
+      list.catch(() => (this.pools = undefined));
+    }
+    return this.pools.list;
+  }
+
   /** Pools that serve this owner, in allocation order: service, app, global (by name within a tier). */
-  async poolsFor(owner: Pick<Owner, 'service' | 'app'>): Promise<{ pool: Pool; modRevision: number }[]> {
-    const res = await this.store.list(K.pools);
-    return res.kvs
-      .map((kv) => ({ pool: JSON.parse(kv.value) as Pool, modRevision: kv.modRevision }))
+  static order(pools: { pool: Pool; modRevision: number }[], owner: Pick<Owner, 'service' | 'app'>): { pool: Pool; modRevision: number }[] {
+    return pools
       .map((e) => ({ ...e, tier: tierFor(e.pool, owner.service, owner.app) }))
       .filter((e): e is typeof e & { tier: number } => e.tier !== undefined)
       .sort((a, b) => a.tier - b.tier || (a.pool.name < b.pool.name ? -1 : 1))
@@ -116,6 +133,8 @@ export class Ipam {
   private async ensureOnce(owner: Owner): Promise<Allocation | undefined> {
     const key = K.ipOwner(owner.service, owner.ordinal);
     for (let attempt = 0; attempt < 20; attempt++) {
+      const all = await this.allPools(attempt > 0);
+      if (all.length === 0) return undefined; // no pools at all: no fixed IPs, and no store read per placement
       const cur = await this.store.get(key);
       if (cur) {
         const b = JSON.parse(cur.value) as Binding;
@@ -131,7 +150,7 @@ export class Ipam {
         if (res.succeeded) return { ok: true, binding: next, pool: JSON.parse(pool.value) as Pool };
         continue;
       }
-      const pools = await this.poolsFor(owner);
+      const pools = Ipam.order(all, owner);
       if (pools.length === 0) return undefined;
       const tried: string[] = [];
       let raced = false;

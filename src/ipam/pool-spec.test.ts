@@ -42,7 +42,8 @@ describe('pool spec', () => {
     const p = compilePool({ ...base, ranges: ['10.1.0.0-10.1.0.9'], excludes: ['10.1.0.5'], gateway: '10.1.0.1' });
     assert.equal(sizeOf(space(p)), 7n); // .2-.4, .6-.9 (not .0 network, .1 gateway, .5 excluded)
     assert.ok(contains(p, '10.1.0.2') && !contains(p, '10.1.0.1') && !contains(p, '10.1.0.5') && !contains(p, '10.1.0.0'));
-    assert.equal(sizeOf(space(compilePool(base))), 254n);
+    assert.equal(sizeOf(space(compilePool(base))), 253n, 'the default gateway (first address) is Docker\'s');
+    assert.equal(compilePool(base).gateway, '10.1.0.1');
     const v6 = compilePool({ ...base, cidr: 'FD00:1::/64', gateway: 'fd00:1::1' });
     assert.equal(v6.cidr, 'fd00:1::/64');
     assert.equal(sizeOf(space(v6)), 2n ** 64n - 2n);

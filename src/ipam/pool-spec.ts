@@ -34,6 +34,10 @@ export function compilePool(c: PoolCreate, now = new Date()): Pool {
     if (!g || g.family !== cidr.family) bad('gateway', `${JSON.stringify(c.gateway)} is not an IPv${cidr.family} address`);
     if (g.value < cidr.base || g.value > cidr.last) bad('gateway', `${c.gateway} is outside ${cidrText(cidr)}`);
     gateway = formatAddress(cidr.family, g.value);
+  } else {
+    // Docker gives every network a gateway (the host's side of a bridge) and reserves it:
+    // without one given, it is the first usable address, and never handed out.
+    gateway = formatAddress(cidr.family, usable(cidr).lo);
   }
   if (c.vlan !== undefined && (c.vlan < 1 || c.vlan > 4094)) bad('vlan', `must be 1-4094, got ${c.vlan}`);
   if (c.vlan !== undefined && !c.parent) bad('vlan', 'a VLAN needs --parent (the interface that carries it)');

@@ -13,6 +13,7 @@ import { StoreCache } from '../controllers/cache.js';
 import { NodeIndex } from '../controllers/node-index.js';
 import { ServiceController } from '../controllers/services.js';
 import { Ipam } from '../ipam/allocator.js';
+import type { Pool } from '../model/pool.js';
 import { IpamReclaimer, addressSource } from '../ipam/reclaimer.js';
 import { EventRecorder } from '../controllers/events.js';
 import { NodeController } from '../controllers/nodes.js';
@@ -101,7 +102,7 @@ export class KiverServer {
     // The brake settles for one node grace: nodes that were only cut off heartbeat again within it.
     const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence(), { settleMs: nodeLeaseTtl * 1000 });
     const nodeController = new NodeController(cache, nodes, events);
-    const ipam = new Ipam(store, () => election.fence());
+    const ipam = new Ipam(store, () => election.fence(), 16, () => [...cache.all(K.pools)].map((kv) => ({ pool: JSON.parse(kv.value) as Pool, modRevision: kv.modRevision })));
     controller.addresses = addressSource(ipam);
     const reclaimer = new IpamReclaimer(store, events, log, () => election.fence(), ipam, opts.ipamReclaimMs);
     const secrets = opts.secretKeyFile

@@ -25,9 +25,9 @@ export interface LoadResult {
   overflowRefused: boolean;
 }
 
-/** Creates pool `name` of exactly n addresses from 10.128.0.1 (n ≤ 2^20), claims them all at once through `stores` in turn. */
+/** Creates pool `name` of exactly n addresses from 10.128.0.2 (n ≤ 2^20; .1 is the gateway), claims them all at once through `stores` in turn. */
 export async function concurrentClaims(stores: Store[], name: string, n: number, service = name): Promise<LoadResult> {
-  const first = parseAddress('10.128.0.1')!.value;
+  const first = parseAddress('10.128.0.2')!.value;
   await createPool(stores[0], { name, cidr: '10.128.0.0/11', ranges: [`${formatAddress(4, first)}-${formatAddress(4, first + BigInt(n - 1))}`], scope: { service } });
   const ipams = stores.map((s) => new Ipam(s));
   const lat: number[] = [];

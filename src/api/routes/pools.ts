@@ -55,7 +55,8 @@ export function poolRoutes(app: FastifyInstance, ctx: ApiContext): void {
     if (p.role !== 'node' || p.node !== body.node) throw new ForbiddenError(`this credential may not act for node ${body.node}`);
     const addresses = [...new Set(body.addresses.map((a) => canonical(a)).filter((a): a is string => a !== undefined))].sort();
     const prev = ctx.cache.get<HolderReport>(K.ipHolders(body.node));
-    if (!prev || JSON.stringify(prev.addresses) !== JSON.stringify(addresses)) {
+    // Unchanged reports (and a first one that holds nothing) cost no write.
+    if (prev ? JSON.stringify(prev.addresses) !== JSON.stringify(addresses) : addresses.length > 0) {
       await store.put(K.ipHolders(body.node), JSON.stringify({ node: body.node, addresses, at: new Date().toISOString() } satisfies HolderReport));
     }
     return reply.status(204).send();
