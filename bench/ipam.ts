@@ -21,7 +21,8 @@ import { auditPools, freeLeaks, markReleased } from '../src/ipam/audit.js';
 
 const N = Number(process.env.IPAM_BENCH_N ?? 10_000);
 const LEAKS = 1_000;
-const CONCURRENCY = 32; // what two allocators keep in flight (16 each)
+const IN_FLIGHT = 64; // per allocator (the controller's default is 16)
+const CONCURRENCY = 2 * IN_FLIGHT;
 
 async function bareCas(stores: Store[], n: number): Promise<number> {
   let next = 0;
@@ -47,7 +48,7 @@ async function reclaim(store: Store): Promise<{ ms: number; freed: number }> {
 
 async function run(name: string, stores: Store[]): Promise<void> {
   const baseline = await bareCas(stores, N);
-  const r = await concurrentClaims(stores, 'bench', N);
+  const r = await concurrentClaims(stores, 'bench', N, { maxInFlight: IN_FLIGHT });
   const rate = r.ok / r.seconds;
   console.log(`${name}: ${N} concurrent claims, one /16 pool: ${rate.toFixed(0)} allocations/s, p50 ${r.p50ms.toFixed(0)} ms, p99 ${r.p99ms.toFixed(0)} ms (queueing included)`);
   console.log(`${name}: baseline bare CAS (create-only put, ${CONCURRENCY} in flight): ${baseline.toFixed(0)}/s; allocation/baseline ratio ${(rate / baseline).toFixed(2)}`);

@@ -232,7 +232,9 @@ describe('fixed IPs: pools API and allocation', () => {
 
   it('pool audit --reclaim frees an address whose binding is gone (a leak), by compare-and-swap', async () => {
     await server.store.put(K.ip('global4', '10.61.0.200'), JSON.stringify({ owner: 'ghost/0', at: new Date().toISOString() }));
-    const a = await admin.get<AuditView>('/v1/pool-audit?pool=global4&reclaim=true');
+    assert.equal((await admin.get<AuditView>('/v1/pool-audit?pool=global4')).leaked, 1, 'a read frees nothing');
+    assert.ok(await server.store.get(K.ip('global4', '10.61.0.200')));
+    const a = await admin.post<AuditView>('/v1/pool-audit/reclaim?pool=global4', {});
     assert.equal(a.reclaimed, 1);
     assert.equal(await server.store.get(K.ip('global4', '10.61.0.200')), undefined);
   });

@@ -44,7 +44,7 @@ describe('10,000 concurrent allocations, one pool', () => {
     const cluster = await EtcdCluster.start({ members: 3 });
     const stores = [await EtcdStore.open({ endpoints: cluster.endpoints }), await EtcdStore.open({ endpoints: [...cluster.endpoints].reverse() })];
     try {
-      check(await concurrentClaims(stores, 'load', N));
+      check(await concurrentClaims(stores, 'load', N, { maxInFlight: 64 }));
     } finally {
       for (const s of stores) await s.close();
       await cluster.stop();

@@ -61,10 +61,10 @@ export function registerPool(program: Command): void {
     .description('allocated / in use / leaked / conflicting addresses; --reclaim frees the leaked ones')
     .option('--reclaim', 'free leaked addresses now (owner gone past its grace, no node holds it)')
     .action(async (name: string | undefined, o, cmd: Command) => {
-      const q = new URLSearchParams();
-      if (name) q.set('pool', name);
-      if (o.reclaim) q.set('reclaim', 'true');
-      const a = await clientFromEnv().get<AuditView>(`/v1/pool-audit${q.size ? `?${q}` : ''}`);
+      const q = name ? `?pool=${encodeURIComponent(name)}` : '';
+      const a = o.reclaim
+        ? await clientFromEnv().post<AuditView>(`/v1/pool-audit/reclaim${q}`, {})
+        : await clientFromEnv().get<AuditView>(`/v1/pool-audit${q}`);
       print(cmd, a, () => [
         `allocated ${a.allocated}, in use ${a.inUse}, leaked ${a.leaked}, conflicting ${a.conflicting}${o.reclaim ? `, reclaimed ${a.reclaimed}` : ''}`,
         table(a.rows.map((r) => [r.pool, r.ip, r.owner, r.state, r.holders.join(',') || '-', r.note ?? '']), ['POOL', 'ADDRESS', 'OWNER', 'STATE', 'HELD ON', 'NOTE']),

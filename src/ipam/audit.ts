@@ -117,33 +117,37 @@ export async function auditPools(store: Store, only?: string, now = Date.now()):
   };
 }
 
-/** Frees leaked addresses, each by a compare-and-swap on what the audit read; returns how many went. */
+/** Runs fn over items, at most `width` at once (each is its own transaction). */
+async function inParallel<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+}
+
+/** Frees leaked addresses, each by a compare-and-swap on what the audit read; returns those freed. */
 export async function freeLeaks(store: Store, leaks: Leak[], fence?: Compare): Promise<Leak[]> {
   const freed: Leak[] = [];
-  // In parallel, bounded: each release is its own transaction.
-  const queue = [...leaks];
-  await Promise.all(Array.from({ length: Math.min(32, queue.length) }, async () => {
-    for (let l = queue.shift(); l; l = queue.shift()) {
-      const compare: Compare[] = [{ key: l.ipKey.key, modRevision: l.ipKey.modRevision }, ...(fence ? [fence] : [])];
-      const ops = [{ type: 'delete' as const, key: l.ipKey.key }];
-      if (l.ownerKey) {
-        compare.push({ key: l.ownerKey.key, modRevision: l.ownerKey.modRevision });
-        ops.push({ type: 'delete', key: l.ownerKey.key });
-      }
-      if ((await store.txn({ compare, success: ops })).succeeded) freed.push(l);
+  await inParallel(leaks, 32, async (l) => {
+    const compare: Compare[] = [{ key: l.ipKey.key, modRevision: l.ipKey.modRevision }, ...(fence ? [fence] : [])];
+    const ops = [{ type: 'delete' as const, key: l.ipKey.key }];
+    if (l.ownerKey) {
+      compare.push({ key: l.ownerKey.key, modRevision: l.ownerKey.modRevision });
+      ops.push({ type: 'delete', key: l.ownerKey.key });
     }
-  }));
+    if ((await store.txn({ compare, success: ops })).succeeded) freed.push(l);
+  });
   return freed;
 }
 
 /** Starts the grace of bindings whose owner is gone (releasedAt = now), by CAS. */
 export async function markReleased(store: Store, owners: KeyValue[], fence?: Compare): Promise<void> {
   const at = new Date().toISOString();
-  for (const kv of owners) {
+  await inParallel(owners, 32, async (kv) => {
     const b = JSON.parse(kv.value) as Binding;
     await store.txn({
       compare: [{ key: kv.key, modRevision: kv.modRevision }, ...(fence ? [fence] : [])],
       success: [{ type: 'put', key: kv.key, value: JSON.stringify({ ...b, releasedAt: at }) }],
     });
-  }
+  });
 }

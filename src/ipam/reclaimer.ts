@@ -11,6 +11,7 @@ import type { ReplicaNetwork } from '../model/pool.js';
 import { auditPools, freeLeaks, markReleased } from './audit.js';
 import { Ipam, replicaNetwork } from './allocator.js';
 import { ipamMetrics } from './metrics.js';
+import { K } from '../model/keys.js';
 
 export class IpamReclaimer {
   private timer?: NodeJS.Timeout;
@@ -43,6 +44,9 @@ export class IpamReclaimer {
   async runOnce(): Promise<void> {
     const f = this.fence();
     if (!f) return;
+    // Nothing allocated and nothing held: skip the full audit (it lists replicas and nodes).
+    const [ips, held] = await Promise.all([this.store.list(K.ips, { limit: 1 }), this.store.list(K.ipHolderReports, { limit: 1 })]);
+    if (ips.kvs.length === 0 && held.kvs.length === 0) return ipamMetrics.conflicts.set(0);
     const a = await auditPools(this.store);
     await markReleased(this.store, a.toRelease, f);
     const freed = await freeLeaks(this.store, a.leaks, f);

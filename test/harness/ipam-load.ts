@@ -30,13 +30,13 @@ export interface LoadResult {
  * (65,533 addresses), or with exact a pool of exactly n (then also checks that one more
  * is refused). Near-full pools make concurrent allocators chase the same last addresses.
  */
-export async function concurrentClaims(stores: Store[], name: string, n: number, opts: { exact?: boolean } = {}): Promise<LoadResult> {
+export async function concurrentClaims(stores: Store[], name: string, n: number, opts: { exact?: boolean; maxInFlight?: number } = {}): Promise<LoadResult> {
   const service = name;
   const first = parseAddress('10.64.0.2')!.value;
   await createPool(stores[0], opts.exact
     ? { name, cidr: '10.64.0.0/11', ranges: [`${formatAddress(4, first)}-${formatAddress(4, first + BigInt(n - 1))}`], scope: { service } }
     : { name, cidr: '10.128.0.0/16', scope: { service } });
-  const ipams = stores.map((s) => new Ipam(s));
+  const ipams = stores.map((s) => new Ipam(s, undefined, opts.maxInFlight));
   const lat: number[] = [];
   const t0 = performance.now();
   const res = await Promise.all(Array.from({ length: n }, async (_, i) => {

@@ -11,10 +11,7 @@ import { canonical } from '../../ipam/address.js';
 import { ipamMetrics } from '../../ipam/metrics.js';
 
 const NameParams = Type.Object({ name: Type.String({ pattern: POOL_NAME }) }, { additionalProperties: false });
-const AuditQuery = Type.Object(
-  { pool: Type.Optional(Type.String({ pattern: POOL_NAME })), reclaim: Type.Optional(Type.Boolean({ description: 'free the leaked addresses now' })) },
-  { additionalProperties: false },
-);
+const AuditQuery = Type.Object({ pool: Type.Optional(Type.String({ pattern: POOL_NAME })) }, { additionalProperties: false });
 
 export function poolRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx;
@@ -37,11 +34,11 @@ export function poolRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return reply.status(204).send();
   });
 
-  app.get('/v1/pool-audit', { schema: { tags: ['pools'], summary: 'Allocated, in use, leaked and conflicting addresses', querystring: AuditQuery, response: { 200: AuditView } } }, async (req) => {
-    const q = req.query as { pool?: string; reclaim?: boolean };
-    if (q.reclaim && req.principal?.role !== 'admin') throw new ForbiddenError('reclaim needs an admin token');
-    const a = await auditPools(store, q.pool);
-    if (!q.reclaim) return a.view;
+  app.get('/v1/pool-audit', { schema: { tags: ['pools'], summary: 'Allocated, in use, released, leaked and conflicting addresses', querystring: AuditQuery, response: { 200: AuditView } } }, async (req) =>
+    (await auditPools(store, (req.query as { pool?: string }).pool)).view);
+
+  app.post('/v1/pool-audit/reclaim', { schema: { tags: ['pools'], summary: 'Free the leaked addresses now (owner gone past its grace, held by no node)', querystring: AuditQuery, response: { 200: AuditView } } }, async (req) => {
+    const a = await auditPools(store, (req.query as { pool?: string }).pool);
     const freed = await freeLeaks(store, a.leaks);
     ipamMetrics.reclaimed.inc(freed.length);
     if (freed.length) await ctx.events.record('pool/audit', 'Normal', 'Reclaimed', `freed ${freed.length} leaked address(es): ${freed.slice(0, 10).map((l) => `${l.pool}/${l.ip}`).join(', ')}`);
