@@ -130,6 +130,16 @@ describe('fixed IPs: pools API and allocation', () => {
     await admin.post('/v1/services', { name: 'pinned', image: 'kiver/busybox', replicas: 2, app: 'lab', ips: { 1: '10.99.0.1' } });
     const s = await settle('pinned', (v) => v.status.pending === 1);
     assert.match(s.replicas[1].lastError ?? '', /pinned address 10\.99\.0\.1 is in none of the pools that serve pinned \(stuck-app, global4/);
+    // Gone again, so no pending replica keeps writing events under the revision checks below.
+    await admin.delete('/v1/services/pinned');
+    await until('pinned gone', async () => {
+      await fakeAgents();
+      return (await raw('GET', '/v1/services/pinned')).status === 404;
+    });
+    await until('its address released (the grace started)', async () => {
+      const b = await server.store.get(K.ipOwner('pinned', 0));
+      return b && JSON.parse(b.value).releasedAt ? true : undefined;
+    });
   });
 
   it('IPv4 and IPv6 pools; overlap and a taken name are 409 naming the field, storing nothing', async () => {
