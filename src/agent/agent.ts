@@ -13,6 +13,7 @@ import { createLogger } from '../log.js';
 import { START_FAILED, type Replica, type StatusItem } from '../model/replica.js';
 import { containerName, replicaId } from '../model/names.js';
 import { DockerRuntime, ImageMissingError, dockerFromEnv, type ContainerState } from './runtime/docker.js';
+import { AddressReporter } from './addresses.js';
 import { ensureDirs, purgeDirs, type Roots } from './volumes.js';
 import { BackupWorker } from '../backup/worker.js';
 import { statfs } from 'node:fs/promises';
@@ -88,6 +89,7 @@ export class Agent implements ContainerSource {
   private timers: NodeJS.Timeout[] = [];
   private dockerEvents?: { stop(): void };
   private readonly lastReported = new Map<string, string>();
+  private readonly addresses: AddressReporter;
   private readonly restarts = new Map<string, { count: number; at: number }[]>();
   /**
    * Restarts Docker's own RestartCount no longer shows, per replica incarnation.
@@ -130,6 +132,7 @@ export class Agent implements ContainerSource {
     this.log = opts.log ?? createLogger('kiver-agent');
     this.runtime = new DockerRuntime(opts.docker ?? dockerFromEnv(), opts.node);
     this.client = new ApiClient({ servers: opts.servers, token: '' });
+    this.addresses = new AddressReporter(() => this.client, opts.node);
     this.firstSync = new Promise((r) => (this.firstSyncDone = r));
   }
 
@@ -575,6 +578,10 @@ export class Agent implements ContainerSource {
     this.tracked = tracked;
     endTimer();
     await this.report(reports);
+    // Fixed addresses held here, after this pass's creates and removals (see addresses.ts).
+    if (this.addresses.tracking || assigned.some((r) => r.spec.network) || containers.some((c) => c.ip)) {
+      await this.addresses.report(await this.runtime.list()).catch((err) => this.log.warn({ err: (err as Error).message }, 'reporting held addresses failed; will retry'));
+    }
   }
 
   private async report(reports: StatusItem[]): Promise<void> {

@@ -18,6 +18,7 @@ import { registry, metrics } from '../metrics.js';
 import type { Principal } from './auth.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { backupRoutes } from './routes/backups.js';
+import { poolRoutes } from './routes/pools.js';
 import { PORTAL_HTML, PORTAL_JS } from '../portal/page.js';
 
 /** No token: health, metrics, and the portal's static page and script (they hold no data). */
@@ -129,6 +130,7 @@ export async function buildApi(ctx: ApiContext): Promise<FastifyInstance> {
   tokenRoutes(app, ctx);
   monitoringRoutes(app, ctx);
   backupRoutes(app, ctx);
+  poolRoutes(app, ctx);
   await machineRoutes(app, ctx);
   return app;
 }

@@ -22,6 +22,7 @@ export function replicaView(r: Replica, st: ReplicaStatus | undefined, nodeReady
     restartCount: current?.restartCount ?? 0,
     ports: r.spec.ports,
   };
+  if (r.spec.network) Object.assign(view, { ip: r.spec.network.ip, pool: r.spec.network.pool });
   if (r.node !== '' && !nodeReady && r.desired === 'run') {
     view.state = 'unknown';
     view.lastError = localData

@@ -147,3 +147,22 @@ export function parseParams(pairs: string[], field = 'param'): Record<string, st
   }
   return out;
 }
+
+/** Repeated `--ip ORDINAL=ADDRESS` → {ordinal: address}; the server checks the address. */
+export function parsePins(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const p of pairs) {
+    const m = /^(0|[1-9]\d{0,3})=(\S+)$/.exec(p);
+    if (!m) throw new InputError(`--ip: expected ORDINAL=ADDRESS (e.g. 0=10.1.0.5), got ${JSON.stringify(p)}`, 'ip');
+    if (m[1] in out) throw new InputError(`--ip: ordinal ${m[1]} given twice`, 'ip');
+    out[m[1]] = m[2];
+  }
+  return out;
+}
+
+/** `kiver pool create`: exactly one of --service S, --app A, --global. */
+export function parsePoolScope(o: { service?: string; app?: string; global?: boolean }): { service: string } | { app: string } | { global: true } {
+  const given = [o.service !== undefined, o.app !== undefined, Boolean(o.global)].filter(Boolean).length;
+  if (given !== 1) throw new InputError('give exactly one of --service S, --app A or --global', 'scope');
+  return o.service !== undefined ? { service: o.service } : o.app !== undefined ? { app: o.app } : { global: true };
+}

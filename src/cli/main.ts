@@ -15,6 +15,7 @@ import { registerSnapshot } from '../cmd/snapshot.js';
 import { registerMonitoring } from '../cmd/monitoring.js';
 import { registerSim } from '../cmd/sim.js';
 import { registerService } from './service.js';
+import { registerPool } from './pool.js';
 import { registerNode, registerEvents } from './node.js';
 import { registerMachine } from './machine.js';
 import { registerToken } from './token.js';
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
   registerAgent(program);
   registerService(program);
   registerCatalog(program);
+  registerPool(program);
   registerNodeInit(registerNode(program));
   registerEvents(program);
   registerMachine(program);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { clientFromEnv } from './config.js';
 import { age, format, formatBytes, print, printErr, table } from './output.js';
-import { collect, parseBackupPolicy, parseBytes, parseInteger, parseLabels, parseNumber, parseOnNodeLost, parseParams } from './flags.js';
+import { collect, parseBackupPolicy, parseBytes, parseDuration, parseInteger, parseLabels, parseNumber, parseOnNodeLost, parseParams, parsePins } from './flags.js';
 import { registerServiceCatalog, roleCells } from './service-catalog.js';
 import { InputError, UnavailableError } from '../errors.js';
 import { DEFAULTS, MAX_APPLY, type ServiceView } from '../model/service.js';
@@ -47,13 +47,14 @@ function parsePorts(specs: string[]) {
 
 
 function endpoint(r: ReplicaView): string {
+  if (r.ip) return r.ip;
   return r.ports.map((p) => `${p.host}->${p.container}`).join(',') || '-';
 }
 
 function replicaTable(rs: ReplicaView[], roles?: ServiceView['roles']): string {
   return table(
     rs.map((r) => [r.id, r.node || '-', r.state, ...(roles ? roleCells(roles, r.ordinal) : []), r.restartCount, (r.containerId ?? '').slice(0, 12) || '-', endpoint(r), age(r.startedAt), r.lastError ?? '']),
-    ['REPLICA', 'NODE', 'STATE', ...(roles ? ['ROLE', 'LAG'] : []), 'RESTARTS', 'CONTAINER', 'PORTS', 'UP', 'LAST ERROR'],
+    ['REPLICA', 'NODE', 'STATE', ...(roles ? ['ROLE', 'LAG'] : []), 'RESTARTS', 'CONTAINER', 'ADDRESS/PORTS', 'UP', 'LAST ERROR'],
   );
 }
 
@@ -78,12 +79,13 @@ function detail(s: ServiceView): string {
     `Env:         ${Object.keys(s.spec.env).join(', ') || '-'}`,
     `Secret env:  ${Object.keys(s.spec.secretEnv ?? {}).join(', ') || '-'} (values never shown)`,
     `Ports:       ${s.spec.ports.map((p) => `${p.host ? `${p.host}:` : ''}${p.container}/${p.protocol ?? 'tcp'}`).join(', ') || '-'}`,
+    s.spec.app ? `App:         ${s.spec.app}` : '',
     s.spec.constraints ? `Constraints: ${Object.entries(s.spec.constraints).map(([k, v]) => `${k}=${v}`).join(', ')}` : '',
     s.deleting ? 'Status:      deleting' : '',
     '',
     replicaTable(s.replicas, s.roles),
   ];
-  return lines.filter((l, i) => l !== '' || i === 11).join('\n');
+  return lines.filter((l, i) => l !== '' || i === lines.length - 2).join('\n');
 }
 
 /** Polls until every desired replica runs at the current generation (or the deadline passes). */
@@ -129,6 +131,9 @@ export function registerService(program: Command): void {
     .option('--backup-target <name>', 'backup target of the schedule')
     .option('--backup-keep <n>', 'completed backups kept at least (default 7)')
     .option('--backup-keep-days <n>', 'completed backups younger than this many days are kept too')
+    .option('--app <name>', "the app it belongs to: replicas take addresses from the service's pools, then the app's, then global pools")
+    .option('--ip <ordinal=address>', 'pin an address to an ordinal (repeatable)', collect, [])
+    .option('--ip-grace <duration>', 'how long a deleted replica keeps its address for a re-created service (default 10m)')
     .option('--wait', 'wait until every replica runs')
     .option('--timeout <seconds>', 'with --wait', '120')
     .action(async (name: string, o, cmd: Command) => {
@@ -151,6 +156,9 @@ export function registerService(program: Command): void {
       if (o.onNodeLost) body.onNodeLost = parseOnNodeLost(o.onNodeLost);
       const backup = parseBackupPolicy({ schedule: o.backupSchedule, tz: o.backupTz, target: o.backupTarget, keep: o.backupKeep, keepDays: o.backupKeepDays }, 'backup-');
       if (backup) body.backup = backup;
+      if (o.app) body.app = o.app;
+      if (o.ip.length) body.ips = parsePins(o.ip);
+      if (o.ipGrace !== undefined) body.ipGraceSeconds = parseDuration(o.ipGrace, 'ip-grace');
       let s = await clientFromEnv().post<ServiceView>('/v1/services', body);
       if (o.wait) s = await waitReady(name, parseNumber(o.timeout, 'timeout'), format(cmd) === 'json');
       print(cmd, s, () => (o.wait ? detail(s) : `service ${name} created (${s.spec.replicas} replicas)`));

@@ -20,6 +20,7 @@ import { emptyAlloc, type Node, type NodeAlloc } from '../model/node.js';
 import { addToAlloc, place, refit, removeFromAlloc, type NodeCandidate, type Placement, type PlacementRequest } from '../scheduler/placement.js';
 import { PlanAllocs } from '../scheduler/plan-allocs.js';
 import { metrics } from '../metrics.js';
+import type { ReplicaNetwork } from '../model/pool.js';
 
 /** Replicas planned per chunk, and the most ops one plan commit carries (etcd allows 128). */
 const TXN_BATCH = 32;
@@ -65,7 +66,15 @@ export function requestFor(svc: Service): PlacementRequest {
   };
 }
 
-export function containerSpecFor(svc: Service, p: Placement): ContainerSpec {
+/** Replicas on a fixed address are at-most-one whatever the service says: an address must never be live on two hosts. */
+export function replicaPolicy(svc: Service, spec: Pick<ContainerSpec, 'network'>): 'replace' | 'wait' {
+  return spec.network ? 'wait' : nodeLostPolicy(svc.spec);
+}
+
+/** A replica's network: the one it has (kept for life), one the IPAM gives, or why it must wait (a string). */
+export type AddressSource = (svc: Service, ordinal: number) => Promise<ReplicaNetwork | string | undefined>;
+
+export function containerSpecFor(svc: Service, p: Placement, network?: ReplicaNetwork): ContainerSpec {
   const s = svc.spec;
   const spec: ContainerSpec = {
     image: s.image,
@@ -76,9 +85,10 @@ export function containerSpecFor(svc: Service, p: Placement): ContainerSpec {
     cpu: s.cpu,
     cpuPolicy: s.cpuPolicy,
     memory: s.memory,
-    onNodeLost: nodeLostPolicy(s),
+    onNodeLost: network ? 'wait' : nodeLostPolicy(s),
   };
   if (p.cpuset) spec.cpuset = p.cpuset;
+  if (network) spec.network = network;
   return spec;
 }
 
@@ -114,6 +124,8 @@ export class ServiceController {
   }
 
   private readonly brake: EvictionBrake;
+  /** Fixed IPs (src/ipam/); without it replicas use Docker's default network. */
+  addresses?: AddressSource;
 
   start(): void {
     this.running = true;
@@ -357,7 +369,9 @@ export class ServiceController {
     for (const ordinal of ordinals) {
       const existing = replicas.get(ordinal);
       const nodes = this.nodes.candidates();
-      const res = this.timedPlace(nodes, req, plan.allocs.overlayFor(nodes));
+      const net = existing?.value.spec.network ?? (this.addresses ? await this.addresses(svc, ordinal) : undefined);
+      const network = typeof net === 'string' ? undefined : net;
+      const res = typeof net === 'string' ? { ok: false as const, reason: net } : this.timedPlace(nodes, req, plan.allocs.overlayFor(nodes));
       let replica: Replica;
       const base = {
         service: name, ordinal, uid: existing?.value.uid ?? randomUUID(), generation: svc.generation,
@@ -369,12 +383,12 @@ export class ServiceController {
         if (!plan.compares.has(allocKey)) plan.compares.set(allocKey, this.allocEntry(cand.name).modRevision);
         // Book it in the plan so the plan's next placements see it.
         booked.set(cand.name, plan.allocs.book(nodes, res.index, replicaId(name, ordinal), req, res.placement));
-        replica = { ...base, node: cand.name, spec: containerSpecFor(svc, res.placement) };
+        replica = { ...base, node: cand.name, spec: containerSpecFor(svc, res.placement, network) };
         plan.placed++;
       } else {
         unschedulable = res.reason;
         if (existing && existing.value.pendingReason === res.reason) continue;
-        replica = { ...base, node: '', spec: containerSpecFor(svc, { node: '', hostPorts: [] }), pendingReason: res.reason };
+        replica = { ...base, node: '', spec: containerSpecFor(svc, { node: '', hostPorts: [] }, network), pendingReason: res.reason };
       }
       plan.compares.set(K.replica(name, ordinal), existing?.modRevision ?? 0);
       plan.puts.set(K.replica(name, ordinal), JSON.stringify(replica));
@@ -420,7 +434,7 @@ export class ServiceController {
       if (lost || startFailed) {
         if (lost && this.brake.holding()) continue; // most nodes gone at once: suspect ourselves, move nothing
         if (lost) {
-          const left = Math.max(this.brake.observeMs, nodeLostPolicy(svc.spec) === 'wait' ? WAIT_MARGIN_MS : 0) - this.brake.lostForMs(r.node);
+          const left = Math.max(this.brake.observeMs, replicaPolicy(svc, r.spec) === 'wait' ? WAIT_MARGIN_MS : 0) - this.brake.lostForMs(r.node);
           if (left > 0) {
             setTimeout(() => this.mark(name), left + 10).unref();
             continue;
@@ -469,7 +483,7 @@ export class ServiceController {
       uid: randomUUID(),
       node: to,
       generation: svc.generation,
-      spec: containerSpecFor(svc, res.placement),
+      spec: containerSpecFor(svc, res.placement, r.spec.network),
       reschedule: { count: (r.reschedule?.count ?? 0) + (backoff ? 1 : 0), lastAt: new Date().toISOString() },
     };
     const freed = removeFromAlloc(from.value, id, usage(r.spec));
@@ -497,8 +511,8 @@ export class ServiceController {
 
   /** Carries a changed disconnect policy to the agents (the container stays: no new generation). */
   private async syncPolicy(svc: Service, replicas: Map<number, Entry<Replica>>): Promise<void> {
-    const policy = nodeLostPolicy(svc.spec);
     for (const e of replicas.values()) {
+      const policy = replicaPolicy(svc, e.value.spec);
       if (e.value.desired !== 'run' || e.value.spec.onNodeLost === policy) continue;
       const key = K.replica(svc.spec.name, e.value.ordinal);
       const r: Replica = { ...e.value, spec: { ...e.value.spec, onNodeLost: policy } };
@@ -522,7 +536,7 @@ export class ServiceController {
     const key = K.replica(name, r.ordinal);
     const req = requestFor(svc);
     if (r.node === '') {
-      const updated: Replica = { ...r, generation: svc.generation, spec: containerSpecFor(svc, { node: '', hostPorts: [] }) };
+      const updated: Replica = { ...r, generation: svc.generation, spec: containerSpecFor(svc, { node: '', hostPorts: [] }, r.spec.network) };
       if (!(await this.commit([{ key, modRevision: pick.modRevision }], [{ type: 'put', key, value: JSON.stringify(updated) }]))) this.conflict(name);
       return;
     }
@@ -536,7 +550,7 @@ export class ServiceController {
       await this.events.record(`replica/${id}`, 'Warning', 'UpdateBlocked', `cannot apply generation ${svc.generation} on ${r.node}: ${res.reason}`);
       return;
     }
-    const updated: Replica = { ...r, generation: svc.generation, spec: containerSpecFor(svc, res.placement) };
+    const updated: Replica = { ...r, generation: svc.generation, spec: containerSpecFor(svc, res.placement, r.spec.network) };
     const ok = await this.commit(
       [{ key, modRevision: pick.modRevision }, { key: K.alloc(r.node), modRevision: a.modRevision }],
       [

@@ -46,4 +46,18 @@ export const K = {
   serviceCredentials: (name: string) => `/kiver/service-credentials/${name}`,
   serviceRoles: (name: string) => `/kiver/service-roles/${name}`,
   serviceRolesAll: '/kiver/service-roles/',
+  /** IP pools (src/ipam/): the pool, its addresses (one key each), each replica identity's binding, each node's held addresses. */
+  pool: (name: string) => `/kiver/pools/${name}`,
+  pools: '/kiver/pools/',
+  /** Bumped by every pool create/delete: creates compare it, so two overlapping pools cannot both land. */
+  poolsVersion: '/kiver/pool-index/version',
+  /** Touched by every allocation in the pool: a delete compares it, so none slips in between its check and its delete. */
+  poolUse: (pool: string) => `/kiver/pool-index/use-${pool}`,
+  ip: (pool: string, ip: string) => `/kiver/ips/${pool}/${ip}`,
+  ips: '/kiver/ips/',
+  ipsOf: (pool: string) => `/kiver/ips/${pool}/`,
+  ipOwner: (service: string, ordinal: number) => `/kiver/ip-owners/${service}/${ordinal}`,
+  ipOwners: '/kiver/ip-owners/',
+  ipHolders: (node: string) => `/kiver/ip-holders/${node}`,
+  ipHolderReports: '/kiver/ip-holders/',
 } as const;

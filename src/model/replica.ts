@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { CpuPolicy, OnNodeLost } from './service.js';
 import { NODE_NAME, SERVICE_NAME } from './names.js';
+import type { ReplicaNetwork } from './pool.js';
 
 /** What the agent runs for one replica; derived from the service spec by the controller. */
 export interface ContainerSpec {
@@ -17,6 +18,8 @@ export interface ContainerSpec {
   memory: number;
   /** The service's disconnect policy; with `wait` the agent stops the container when it has lost every server. */
   onNodeLost?: OnNodeLost;
+  /** The replica identity's fixed address and its pool's network (src/ipam/); absent = Docker's default bridge. */
+  network?: ReplicaNetwork;
 }
 
 /**
@@ -114,5 +117,7 @@ export const ReplicaView = Type.Object({
   startedAt: Type.Optional(Type.String()),
   ports: Type.Array(PortView),
   cpuset: Type.Optional(Type.Array(Type.Integer())),
+  ip: Type.Optional(Type.String({ description: "the replica's fixed address (kept for its whole life)" })),
+  pool: Type.Optional(Type.String()),
 });
 export type ReplicaView = Static<typeof ReplicaView>;

@@ -63,6 +63,15 @@ export const Constraints = Type.Record(Type.String({ pattern: LABEL_KEY }), Type
   description: 'node labels a replica needs, e.g. {"zone": "eu-1"}; a replica no node matches stays pending',
 });
 
+/** Fixed IPs (src/ipam/), set at create: the app whose pools the service also draws from, the grace, pinned addresses. */
+export const NetworkFields = {
+  app: Type.Optional(Type.String({ pattern: SERVICE_NAME, description: "the app this service belongs to: its replicas take addresses from the service's pools, then the app's, then global pools" })),
+  ipGraceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 30 * 86400, description: 'how long a deleted replica identity keeps its address for a re-created service of the same name (default 600)' })),
+  ips: Type.Optional(Type.Record(Type.String({ pattern: '^(0|[1-9][0-9]{0,3})$' }), Type.String({ maxLength: 64 }), {
+    maxProperties: MAX_REPLICAS, additionalProperties: false, description: 'pinned address per ordinal, e.g. {"0": "10.1.0.5"}',
+  })),
+};
+
 /** What a user may change; create takes name + these. */
 export const ServiceFields = {
   image: Type.String({ pattern: IMAGE_REF, maxLength: 255, description: 'image reference, e.g. kiver/redis:latest' }),
@@ -93,6 +102,7 @@ export const ServiceCreate = Type.Object(
     constraints: Type.Optional(Constraints),
     /** Scheduled backups (stored as the service's backup policy, not in its spec). */
     backup: Type.Optional(PolicySet),
+    ...NetworkFields,
   },
   { additionalProperties: false },
 );
@@ -146,6 +156,7 @@ export const ServiceSpec = Type.Object({
   params: Type.Optional(Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean()]))),
   /** Managed types: the client endpoint ports. */
   endpoints: Type.Optional(EndpointPorts),
+  ...NetworkFields,
 });
 export type ServiceSpec = Static<typeof ServiceSpec>;
 
@@ -210,6 +221,9 @@ export function applyDefaults(c: ServiceCreate): ServiceSpec {
     ...(c.constraints && Object.keys(c.constraints).length > 0 ? { constraints: c.constraints } : {}),
     onNodeLost: nodeLostPolicy({ onNodeLost: c.onNodeLost, localData: c.localData ?? false }),
     ...(c.type && c.type !== 'app' ? { type: c.type } : {}),
+    ...(c.app ? { app: c.app } : {}),
+    ...(c.ipGraceSeconds !== undefined ? { ipGraceSeconds: c.ipGraceSeconds } : {}),
+    ...(c.ips && Object.keys(c.ips).length > 0 ? { ips: c.ips } : {}),
   };
 }
 

@@ -12,6 +12,9 @@ import { makeDataDirPrivate } from './data-dir.js';
 import { StoreCache } from '../controllers/cache.js';
 import { NodeIndex } from '../controllers/node-index.js';
 import { ServiceController } from '../controllers/services.js';
+import { Ipam } from '../ipam/allocator.js';
+import type { Pool } from '../model/pool.js';
+import { IpamReclaimer, addressSource } from '../ipam/reclaimer.js';
 import { EventRecorder } from '../controllers/events.js';
 import { NodeController } from '../controllers/nodes.js';
 import { LeaderElection } from '../controllers/leader.js';
@@ -62,6 +65,8 @@ export interface ServerOptions {
   /** Managed services (src/services/): probe period and failover threshold of the role controller. */
   roles?: RoleControllerOptions;
   log?: Logger;
+  /** How often the leader reclaims addresses whose owner is gone (default 5 s). */
+  ipamReclaimMs?: number;
 }
 
 export class KiverServer {
@@ -109,6 +114,9 @@ export class KiverServer {
     // The brake settles for one node grace: nodes that were only cut off heartbeat again within it.
     const controller = new ServiceController(store, cache, nodes, events, log, 32, () => election.fence(), { settleMs: nodeLeaseTtl * 1000 });
     const nodeController = new NodeController(cache, nodes, events);
+    const ipam = new Ipam(store, () => election.fence(), 16, () => [...cache.all(K.pools)].map((kv) => ({ pool: JSON.parse(kv.value) as Pool, modRevision: kv.modRevision })));
+    controller.addresses = addressSource(ipam);
+    const reclaimer = new IpamReclaimer(store, events, log, () => election.fence(), ipam, opts.ipamReclaimMs);
     const secrets = opts.secretKeyFile
       ? await SecretBox.loadOrCreate(dirname(opts.secretKeyFile), basename(opts.secretKeyFile))
       : await SecretBox.loadOrCreate(opts.dataDir, SERVICE_SECRET_KEY_FILE);
@@ -146,12 +154,14 @@ export class KiverServer {
       nodeController.start();
       machines.startReaper();
       backupController.start();
+      reclaimer.start();
     }));
     election.on('deposed', () => serially(async () => {
       await roles.stop();
       nodeController.stop();
       machines.stopReaper();
       await backupController.stop();
+      await reclaimer.stop();
       await controller.stop();
     }));
     await election.start();

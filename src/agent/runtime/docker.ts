@@ -8,6 +8,7 @@ import type { ContainerSpec, Replica } from '../../model/replica.js';
 import { containerName, replicaId } from '../../model/names.js';
 import { KiverError, UnavailableError } from '../../errors.js';
 import { RECIPES } from '../../image/catalog.js';
+import { ensurePoolNetwork } from './pool-network.js';
 
 export const LABEL = {
   managed: 'kiver.managed',
@@ -17,6 +18,9 @@ export const LABEL = {
   replica: 'kiver.replica',
   uid: 'kiver.uid',
   generation: 'kiver.generation',
+  /** The replica's fixed address (src/ipam/): what the agent reports its containers hold. */
+  ip: 'kiver.ip',
+  pool: 'kiver.pool',
 } as const;
 
 /** Mount points inside every container. */
@@ -31,6 +35,8 @@ export interface ManagedContainer {
   uid: string;
   generation: number;
   state: string;
+  /** Fixed address, when the replica has one. */
+  ip?: string;
 }
 
 export interface ContainerState {
@@ -104,6 +110,7 @@ export class DockerRuntime {
       uid: c.Labels[LABEL.uid],
       generation: Number(c.Labels[LABEL.generation]),
       state: c.State,
+      ...(c.Labels[LABEL.ip] ? { ip: c.Labels[LABEL.ip] } : {}),
     }));
   }
 
@@ -165,6 +172,9 @@ export class DockerRuntime {
       exposed[k] = {};
       bindings[k] = [{ HostIp: '', HostPort: String(p.host) }];
     }
+    const net = spec.network;
+    // On a fixed address traffic goes straight to the container: nothing is published (no docker-proxy, no NAT).
+    if (net) await ensurePoolNetwork(this.docker, net);
     const c = await this.docker.createContainer({
       name: containerName(r.service, r.ordinal),
       Image: spec.image,
@@ -185,13 +195,16 @@ export class DockerRuntime {
         [LABEL.replica]: replicaId(r.service, r.ordinal),
         [LABEL.uid]: r.uid,
         [LABEL.generation]: String(r.generation),
+        ...(net ? { [LABEL.ip]: net.ip, [LABEL.pool]: net.pool } : {}),
       },
       ExposedPorts: exposed,
+      ...(net ? { NetworkingConfig: { EndpointsConfig: { [net.network]: { IPAMConfig: net.family === 4 ? { IPv4Address: net.ip } : { IPv6Address: net.ip } } } } } : {}),
       HostConfig: {
         RestartPolicy: { Name: 'always', MaximumRetryCount: 0 },
         Memory: spec.memory,
         Binds: [`${dirs.data}:${DATA_MOUNT}`, `${dirs.log}:${LOG_MOUNT}`],
-        PortBindings: bindings,
+        PortBindings: net ? {} : bindings,
+        ...(net ? { NetworkMode: net.network } : {}),
         LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '3' } },
         ...cpuConfig(spec, sharedPool),
       },

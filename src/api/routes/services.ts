@@ -18,6 +18,7 @@ import { applyServices } from './service-apply.js';
 import type { ServiceRoles } from '../../model/service-roles.js';
 import { prepareCreate } from '../../services/create.js';
 import { managedType } from '../../services/catalog.js';
+import { checkPins } from '../../ipam/service-fields.js';
 
 const NameParams = Type.Object({ name: Type.String({ pattern: SERVICE_NAME }) }, { additionalProperties: false });
 const DeleteQuery = Type.Object({ purge: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
@@ -34,7 +35,7 @@ const ApplyResult = Type.Object({
 export function serviceRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const { store } = ctx;
   const check = (spec: ServiceSpec): void => {
-    const bad = checkServiceSpec(spec, ctx.hostPorts);
+    const bad = checkServiceSpec(spec, ctx.hostPorts) ?? checkPins(spec);
     if (bad) throw new InputError(`${bad[0]}: ${bad[1]}`, bad[0]);
   };
 
