@@ -20,6 +20,10 @@ export const MODULES = {
     mutate: ['src/controllers/leader.ts'],
     tests: ['dist/src/controllers/leader*.test.js'],
   },
+  ipam: {
+    mutate: ['src/ipam/allocator.ts', 'src/ipam/pool-spec.ts', 'src/ipam/address.ts'],
+    tests: ['dist/src/ipam/*.test.js'],
+  },
   guard: {
     mutate: ['src/guard/safety.ts', 'src/guard/link-name.ts'],
     tests: ['dist/src/guard/*.test.js'],
