@@ -39,6 +39,35 @@ export function gtidSeq(list: string | null | undefined): number {
   return 0;
 }
 
+/** ER_LOCK_WAIT_TIMEOUT: `SET GLOBAL read_only` gave up waiting for commits in flight. */
+const LOCK_WAIT_TIMEOUT_ERRNO = 1205;
+
+/** Ends every client session of the application user (not ours, not replication's). */
+async function killAppSessions(db: Connection): Promise<void> {
+  const conns = await rows(db, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'app'");
+  for (const r of conns) await db.query('KILL CONNECTION ?', [Number(r.ID)]).catch(() => {});
+}
+
+/**
+ * `read_only = ON` waits for the commits in flight. On a primary cut off from its replicas a
+ * commit waits for a semi-sync ACK that never comes (the timeout is days, by design), so the
+ * fence would wait forever: end the application's sessions first — a commit that was never
+ * acknowledged may be dropped, and a rejoin rebuilds a history that diverged — and retry
+ * with a bounded lock wait, in case a client got in again meanwhile.
+ */
+async function makeReadOnly(db: Connection): Promise<void> {
+  await db.query('SET SESSION lock_wait_timeout = 2');
+  for (let attempt = 1; ; attempt++) {
+    await killAppSessions(db);
+    try {
+      await db.query('SET GLOBAL read_only = ON');
+      return;
+    } catch (err) {
+      if ((err as { errno?: number }).errno !== LOCK_WAIT_TIMEOUT_ERRNO || attempt === 5) throw err;
+    }
+  }
+}
+
 /** IO error 1236: the source does not have the GTID the replica asks for — its history diverged. */
 const DIVERGED_ERRNO = 1236;
 
@@ -102,7 +131,7 @@ export const mysqlHooks: Hooks = {
 
   async replicate(replica, primary, c) {
     await withConn(replica, c, async (db) => {
-      await db.query('SET GLOBAL read_only = ON');
+      await makeReadOnly(db);
       await db.query('SET GLOBAL rpl_semi_sync_master_enabled = OFF');
       await db.query('STOP SLAVE');
       // current_pos: a former primary resumes after its own (truncated) binlog, a replica after what it applied.
@@ -140,10 +169,9 @@ export const mysqlHooks: Hooks = {
 
   async fence(at, c) {
     await withConn(at, c, async (db) => {
-      await db.query('SET GLOBAL read_only = ON');
+      await makeReadOnly(db);
       // Sessions that were writing keep no open transaction on a fenced server.
-      const conns = await rows(db, "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'app'");
-      for (const r of conns) await db.query('KILL CONNECTION ?', [Number(r.ID)]).catch(() => {});
+      await killAppSessions(db);
     });
   },
 
@@ -187,7 +215,7 @@ export const mysqlHooks: Hooks = {
   async rebuild(replica, primary, c) {
     const { stream, position } = await mysqlHooks.backup(primary, c);
     await withConn(replica, c, async (db) => {
-      await db.query('SET GLOBAL read_only = ON');
+      await makeReadOnly(db);
       await db.query('STOP SLAVE');
       await db.query('RESET SLAVE ALL');
       await db.query('RESET MASTER');
