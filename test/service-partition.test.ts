@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import mysql from 'mysql2/promise';
 import { CatalogCluster, inSync } from './harness/catalog-cluster.js';
 import { until } from './harness/kiver.js';
+import type { ServiceRoles } from '../src/model/service-roles.js';
 import { AckedWriter, mysqlWriter } from './harness/acked-writer.js';
 import { demux } from './harness/docker.js';
 
@@ -62,6 +63,10 @@ describe('mysql service: primary host partitioned', { timeout: 600_000 }, () => 
     const have = new Set(rows.map((r) => Number(r.id)));
     assert.deepEqual(writer.acked.filter((id) => !have.has(id)), []);
     assert.ok(!have.has(-1), 'the row written on the cut-off old primary is not on the new one');
+    // Healed: the old primary is fenced and follows the new one. (Its unacknowledged commit kept
+    // the fence waiting forever once, behind a semi-sync wait of days: this caught it.)
     await host.connect();
+    const rejoined = (r: ServiceRoles) => r.primary === after.roles!.primary && r.replicas.find((x) => x.ordinal === old)?.role === 'replica' && inSync(2)(r);
+    await c.whenReady('pdb', rejoined, 'the old primary back as a replica, in sync', 120_000);
   });
 });
