@@ -14,7 +14,7 @@
  * URLs never reach the access log.
  */
 import type { FastifyPluginAsync } from 'fastify';
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { ErrorBody } from '../../model/error-body.js';
 import { renderIdentityShell, type ConfigCenter } from '../../machine/config-center.js';
 import { errorHandler } from '../errors.js';
@@ -53,6 +53,25 @@ const SeedParams = Type.Object({
   file: Type.String({ pattern: '^[a-z][a-z.-]{0,31}$' }),
 });
 
+/** Both routes take the one-time install token (header or query), not the API token. */
+function installRoute(ok: TSchema) {
+  return {
+    logLevel: 'warn' as const,
+    schema: {
+      tags: ['config-center'],
+      security: [],
+      params: MacParams,
+      querystring: TokenQuery,
+      headers: TokenHeaders,
+      response: { 200: ok, 403: ErrorBody, 404: ErrorBody },
+    },
+  };
+}
+
+function installToken(req: { headers: Record<string, unknown>; query: { token?: string } }): string | undefined {
+  return (req.headers[INSTALL_TOKEN_HEADER] as string | undefined) ?? req.query.token;
+}
+
 export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> = async (app, opts) => {
   const { center } = opts;
 
@@ -65,20 +84,9 @@ export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> =
 
   app.get<{ Params: Static<typeof MacParams>; Querystring: Static<typeof TokenQuery> }>(
     '/v1/config-center/:mac',
-    {
-      logLevel: 'warn',
-      schema: {
-        tags: ['config-center'],
-        security: [], // the one-time install token, not the API token
-        params: MacParams,
-        querystring: TokenQuery,
-        headers: TokenHeaders,
-        response: { 200: IdentitySchema, 403: ErrorBody, 404: ErrorBody },
-      },
-    },
+    installRoute(IdentitySchema),
     async (req, reply) => {
-      const token = (req.headers[INSTALL_TOKEN_HEADER] as string | undefined) ?? req.query.token;
-      const doc = await center.lookup(req.params.mac, token);
+      const doc = await center.lookup(req.params.mac, installToken(req));
       reply.header('cache-control', 'no-store');
       if (req.query.format === 'shell') {
         // Bypasses the JSON response schema on purpose: text for `. file` in sh.
@@ -90,20 +98,9 @@ export const configCenterRoutes: FastifyPluginAsync<ConfigCenterRoutesOptions> =
 
   app.post<{ Params: Static<typeof MacParams>; Querystring: Static<typeof TokenQuery> }>(
     '/v1/config-center/:mac/installed',
-    {
-      logLevel: 'warn',
-      schema: {
-        tags: ['config-center'],
-        security: [], // the one-time install token, not the API token
-        params: MacParams,
-        querystring: TokenQuery,
-        headers: TokenHeaders,
-        response: { 200: InstalledBody, 403: ErrorBody, 404: ErrorBody },
-      },
-    },
+    installRoute(InstalledBody),
     async (req) => {
-      const token = (req.headers[INSTALL_TOKEN_HEADER] as string | undefined) ?? req.query.token;
-      const r = await center.reportInstalled(req.params.mac, token);
+      const r = await center.reportInstalled(req.params.mac, installToken(req));
       return { status: 'installed' as const, machine: r.machine };
     },
   );
